@@ -1,0 +1,235 @@
+"""trajforge: manufacture verified agent trajectories.
+
+Examples:
+  trajforge run configs/quickstart.yaml                 # every stage of the config, in order
+  trajforge sample configs/quickstart.yaml --shard 0/4  # one stage, shards 0, 4, 8, ... (one array task)
+  trajforge run configs/quickstart.yaml --set run.seed=7 --run-dir runs/seed7
+  trajforge show runs/quickstart --stage verify --limit 3
+  trajforge validate runs/quickstart/verified/part-00000.parquet
+  trajforge publish runs/quickstart --dry-run --out /tmp/hub-folder
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pipeline import config as configlib
+from pipeline import runner, schema, shards
+from pipeline.errors import UserError
+
+STAGE_COMMANDS = ("synthesize", "sample", "verify", "curate")
+
+
+def load_config(target: str, overrides: list[str]) -> tuple[configlib.Config, Path | None]:
+    """CONFIG may be a YAML file or a run directory (which holds the config it was made with)."""
+    path = Path(target)
+    if path.is_dir():
+        if not (path / "config.yaml").exists():
+            raise UserError(f"{path}: not a run directory (no config.yaml)")
+        return configlib.load(path / "config.yaml", overrides), path
+    return configlib.load(path, overrides), None
+
+
+def _run(args, stages: list[str]) -> int:
+    config, implied_dir = load_config(args.config, args.set)
+    run_dir = runner.open_run(config, args.run_dir or implied_dir, args.reconfigure)
+    spec = runner.ShardSpec.parse(args.shard)
+    runner.run_stages(stages, config, run_dir, spec)
+    if "publish" in stages and spec.count == 1:
+        _publish_from_config(config, run_dir)
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    config, _ = load_config(args.config, args.set)
+    stages = args.stages.split(",") if args.stages else config["run"]["stages"]
+    unknown = [s for s in stages if s not in configlib.STAGES]
+    if unknown:
+        raise UserError(f"--stages: unknown stage(s) {', '.join(unknown)} (stages: {', '.join(configlib.STAGES)})")
+    ordered = [s for s in configlib.STAGES if s in stages]
+    return _run(args, [s for s in ordered if s != "publish"] + (["publish"] if "publish" in ordered else []))
+
+
+def cmd_stage(args) -> int:
+    return _run(args, [args.command])
+
+
+def _publish_from_config(config, run_dir: Path) -> None:
+    from pipeline.publish import stage as publish
+
+    repo_id = config["publish"]["repo_id"]
+    if not repo_id:
+        raise UserError("publish: set publish.repo_id in the config or use `trajforge publish RUN_DIR --repo-id USER/NAME`")
+    print(f"published: {publish.publish(run_dir / runner.STAGE_DIRS['curate'], repo_id, config['publish']['private'])}")
+
+
+def cmd_publish(args) -> int:
+    from pipeline.publish import stage as publish
+
+    config, implied_dir = load_config(args.config, args.set)
+    run_dir = Path(args.run_dir) if args.run_dir else (implied_dir or Path("runs") / config.name)
+    dataset_dir = run_dir / runner.STAGE_DIRS["curate"]
+    if args.dry_run:
+        if not args.out:
+            raise UserError("--dry-run needs --out DIR (the folder that would be uploaded)")
+        files = publish.dry_run(dataset_dir, Path(args.out))
+        print(f"dry run: wrote {len(files)} file(s) to {args.out} (nothing uploaded)")
+        return 0
+    repo_id = args.repo_id or config["publish"]["repo_id"]
+    private = args.private or config["publish"]["private"]
+    print(f"published: {publish.publish(dataset_dir, repo_id, private)}")
+    return 0
+
+
+def read_rows(path: Path) -> tuple[list[dict], str | None]:
+    """Rows of a Parquet or JSONL file, and the kind if the file says (Parquet columns)."""
+    if path.suffix == ".jsonl":
+        rows = []
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise UserError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
+        return rows, None
+    table = shards.read_table(path, "trajectory") if _has_column(path, "messages") else shards.read_table(path, "task")
+    kind = "trajectory" if "messages" in table.column_names else "task"
+    from pipeline import rows as rowlib
+
+    return rowlib.from_table(table, kind), kind
+
+
+def _has_column(path: Path, name: str) -> bool:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return name in pq.read_schema(path).names
+    except (OSError, pa.ArrowException) as exc:
+        raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def cmd_validate(args) -> int:
+    bad = 0
+    for target in args.paths:
+        path = Path(target)
+        rows, kind = read_rows(path)
+        for i, row in enumerate(rows):
+            row_kind = args.kind or kind or (schema.detect_kind(row) if isinstance(row, dict) else "task")
+            problems = schema.errors(row_kind, row) if isinstance(row, dict) else ["(top level): a row must be a JSON object"]
+            for problem in problems:
+                print(f"{path}: row {i} (id={row.get('id') if isinstance(row, dict) else None}): {problem}")
+            bad += bool(problems)
+        print(f"{path}: {len(rows)} row(s), {bad} invalid" if bad else f"{path}: {len(rows)} row(s), all valid against the {kind or 'detected'} schema")
+    return 1 if bad else 0
+
+
+def cmd_show(args) -> int:
+    from pipeline import show
+
+    run_dir = Path(args.run_dir)
+    folder = run_dir / runner.STAGE_DIRS.get(args.stage, args.stage)
+    files = sorted(folder.glob("part-*.parquet")) or sorted(folder.glob("data/*.parquet"))
+    if not files:
+        raise UserError(f"{folder}: no shards to show (stages: {', '.join(runner.STAGE_DIRS)})")
+    shown = 0
+    color = sys.stdout.isatty()
+    for path in files:
+        for row in shards.read_shard(path, "trajectory", validate=False):
+            if args.id and row["id"] != args.id:
+                continue
+            if args.failed and row.get("passed") is not False:
+                continue
+            print(show.render(row, color=color) + "\n")
+            shown += 1
+            if shown >= args.limit:
+                return 0
+    if shown == 0:
+        raise UserError(f"{folder}: no trajectory matched" + (f" id {args.id}" if args.id else ""))
+    return 0
+
+
+def cmd_list(args) -> int:
+    from pipeline.formats import FORMATS
+    from pipeline.synthesize.generators import GENERATORS
+    from pipeline.tools import TOOLS
+    from pipeline.verify.checks import CHECKS
+
+    if args.what == "generators":
+        for g in GENERATORS.values():
+            print(f"{g.name:<14} domain={g.domain:<12} tools={','.join(g.tools):<26} {g.description}")
+    elif args.what == "tools":
+        for t in TOOLS.values():
+            print(f"{t.name:<12} {t.description}")
+    elif args.what == "checks":
+        print("\n".join(CHECKS))
+    else:
+        print("\n".join(FORMATS))
+    return 0
+
+
+def _stage_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", metavar="CONFIG", help="a YAML config, or a run directory to re-run with its config")
+    p.add_argument("--run-dir", type=Path, help="run directory (default: runs/<run.name>)")
+    p.add_argument("--shard", metavar="I/N", help="process only shards I, I+N, I+2N, ... (one task of a scheduler array)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. sample.teachers[0].temperature=0.7")
+    p.add_argument("--reconfigure", action="store_true", help="accept a changed config for an existing run dir and redo the stages it changes")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trajforge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("run", help="run the config's stages in order")
+    _stage_options(p)
+    p.add_argument("--stages", help="comma-separated stages to run (default: run.stages of the config)")
+    p.set_defaults(func=cmd_run)
+    for name in STAGE_COMMANDS:
+        p = sub.add_parser(name, help=f"run the {name} stage alone")
+        _stage_options(p)
+        p.set_defaults(func=cmd_stage)
+    p = sub.add_parser("publish", help="upload the curated dataset to the Hugging Face Hub (or --dry-run to a folder)")
+    p.add_argument("config", metavar="CONFIG_OR_RUN_DIR")
+    p.add_argument("--run-dir", type=Path)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--repo-id", help="USER/NAME on the Hub (default: publish.repo_id)")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="write the folder that would be uploaded, upload nothing")
+    p.add_argument("--out", help="with --dry-run: where to write it")
+    p.set_defaults(func=cmd_publish)
+    p = sub.add_parser("validate", help="check Parquet/JSONL files of tasks or trajectories against the schemas")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--kind", choices=["task", "trajectory"], help="schema to use (default: detected per file)")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("show", help="render trajectories of a run readably")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--stage", default="verify", choices=["sample", "verify", "curate"])
+    p.add_argument("--id", help="only this trajectory id")
+    p.add_argument("--failed", action="store_true", help="only trajectories that failed verification")
+    p.add_argument("--limit", type=int, default=5)
+    p.set_defaults(func=cmd_show)
+    p = sub.add_parser("list", help="list registered generators, tools, checks or formats")
+    p.add_argument("what", choices=["generators", "tools", "checks", "formats"])
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: finished shards are kept; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

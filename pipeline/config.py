@@ -1,0 +1,228 @@
+"""Load a run config: YAML, then `--set key=value` overrides, then schema validation and defaults.
+
+Also owns the stage hashes: each stage's hash covers its own config section (minus operational keys such as
+concurrency limits, which do not change what a stage produces) plus the hash of the stage before it.
+"""
+
+import copy
+import fnmatch
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pipeline import schema
+from pipeline.errors import UserError
+from pipeline.jsonutil import content_hash
+
+STAGES = ("synthesize", "sample", "verify", "curate", "publish")
+
+# Keys that change how a stage runs, never what it produces: left out of stage hashes and config comparisons.
+OPERATIONAL_KEYS = (
+    "run.name",
+    "run.stages",
+    "endpoints.*.base_url",
+    "endpoints.*.api_key_env",
+)
+
+_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+@dataclass
+class Config:
+    data: dict
+    path: Path
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    @property
+    def name(self) -> str:
+        return self.data["run"]["name"]
+
+    def stage_hash(self, stage: str) -> str:
+        """Hash of everything that determines `stage`'s output, chained through the stages before it."""
+        chain = ""
+        for name in STAGES:
+            chain = content_hash(chain, name, _stage_inputs(self.data, name))
+            if name == stage:
+                return chain
+        raise KeyError(stage)
+
+
+def _stage_inputs(data: dict, stage: str) -> dict:
+    section = semantic(data.get(stage, {}), stage)
+    inputs = {"section": section}
+    if stage == "synthesize":
+        inputs["run"] = {k: data["run"][k] for k in ("seed", "rows_per_shard")}
+    if stage == "curate":
+        inputs["seed"] = data["run"]["seed"]
+    endpoints = sorted(_referenced_endpoints(data.get(stage, {})))
+    inputs["endpoints"] = {name: semantic(data["endpoints"].get(name), f"endpoints.{name}") for name in endpoints}
+    return inputs
+
+
+def _referenced_endpoints(obj) -> set[str]:
+    if isinstance(obj, dict):
+        found = {obj["endpoint"]} if isinstance(obj.get("endpoint"), str) else set()
+        for value in obj.values():
+            found |= _referenced_endpoints(value)
+        return found
+    if isinstance(obj, list):
+        return set().union(*map(_referenced_endpoints, obj)) if obj else set()
+    return set()
+
+
+def semantic(obj, path: str = ""):
+    """`obj` without its operational keys (see OPERATIONAL_KEYS)."""
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if not any(fnmatch.fnmatchcase(sub, pattern) for pattern in OPERATIONAL_KEYS):
+                out[key] = semantic(value, sub)
+        return out
+    if isinstance(obj, list):
+        return [semantic(v, f"{path}.{i}") for i, v in enumerate(obj)]
+    return obj
+
+
+def parse_override(text: str) -> tuple[list, object]:
+    """'sample.teachers[0].temperature=0.7' -> (['sample', 'teachers', 0, 'temperature'], 0.7)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set {text!r}: expected KEY=VALUE, e.g. --set run.seed=3")
+    parts = [name if name else int(index) for name, index in _PATH_TOKEN.findall(key.strip())]
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise UserError(f"--set {text!r}: value is not valid YAML ({exc.problem})") from None
+    return parts, value
+
+
+def apply_override(data: dict, parts: list, value) -> None:
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                raise UserError(f"--set {schema.field_path(parts)}: {schema.field_path(parts[: i + 1])} does not exist")
+            node = node[part]
+        else:
+            if not isinstance(node, dict):
+                raise UserError(f"--set {schema.field_path(parts)}: {schema.field_path(parts[:i])} is not a mapping")
+            node = node.setdefault(part, [] if isinstance(nxt, int) else {})
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last > len(node):
+            raise UserError(f"--set {schema.field_path(parts)}: index out of range")
+        node[last:last + 1] = [value]
+    else:
+        if not isinstance(node, dict):
+            raise UserError(f"--set {schema.field_path(parts)}: {schema.field_path(parts[:-1])} is not a mapping")
+        node[last] = value
+
+
+def apply_defaults(node_schema: dict, instance, root: dict):
+    """Fill in the `default`s the config schema declares, recursively (the schema is the one source of defaults)."""
+    if "$ref" in node_schema:
+        name = node_schema["$ref"].rsplit("/", 1)[-1]
+        node_schema = root["$defs"][name]
+    if isinstance(instance, dict):
+        for key, sub in node_schema.get("properties", {}).items():
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key in instance:
+                apply_defaults(sub, instance[key], root)
+        extra = node_schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key, value in instance.items():
+                if key not in node_schema.get("properties", {}):
+                    apply_defaults(extra, value, root)
+    elif isinstance(instance, list) and isinstance(node_schema.get("items"), dict):
+        for item in instance:
+            apply_defaults(node_schema["items"], item, root)
+    return instance
+
+
+def validate_data(data, where: str) -> dict:
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: a config must be a YAML mapping with at least 'synthesize'")
+    problems = schema.errors("config", data)
+    if problems:
+        raise UserError(f"{where}: invalid config\n  " + "\n  ".join(problems))
+    apply_defaults(schema.load_schema("config"), data, schema.load_schema("config"))
+    problems = schema.errors("config", data)
+    if problems:
+        raise UserError(f"{where}: invalid config after defaults\n  " + "\n  ".join(problems))
+    _check_references(data, where)
+    return data
+
+
+def _check_references(data: dict, where: str) -> None:
+    """Names the schema cannot know: generators, checks, endpoints."""
+    from pipeline.formats import FORMATS
+    from pipeline.synthesize.generators import GENERATORS
+    from pipeline.verify.checks import CHECKS
+
+    for i, gen in enumerate(data["synthesize"]["generators"]):
+        _check_name(where, f"synthesize.generators[{i}].name", gen["name"], GENERATORS, "generator")
+    for i, check in enumerate(data["verify"]["checks"]):
+        _check_name(where, f"verify.checks[{i}].name", check["name"], CHECKS, "check")
+    for i, teacher in enumerate(data["sample"]["teachers"]):
+        field = f"sample.teachers[{i}]"
+        for j, fmt in enumerate(teacher["formats"]):
+            _check_name(where, f"{field}.formats[{j}]", fmt, FORMATS, "format")
+        if teacher["policy"] == "llm":
+            if "endpoint" not in teacher:
+                raise UserError(f"{where}: {field}.endpoint: missing required field (an llm teacher needs an endpoint)")
+            _check_name(where, f"{field}.endpoint", teacher["endpoint"], data["endpoints"], "endpoint")
+
+
+def _check_name(where: str, field: str, name: str, registry, what: str) -> None:
+    if name not in registry:
+        import difflib
+
+        hint = difflib.get_close_matches(name, list(registry), n=1)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else f" (known: {', '.join(sorted(registry)) or 'none'})"
+        raise UserError(f"{where}: {field}: unknown {what} '{name}'{suggestion}")
+
+
+def load(path: str | Path, overrides: list[str] = ()) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    if isinstance(data, dict):
+        for text in overrides:
+            apply_override(data, *parse_override(text))
+    return Config(validate_data(data, str(path)), path)
+
+
+def flatten(obj, prefix: str = "") -> dict[str, object]:
+    """{'a': {'b': [1]}} -> {'a.b[0]': 1}: for naming the keys where two configs differ."""
+    if isinstance(obj, dict) and obj:
+        out = {}
+        for key, value in obj.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(obj, list) and obj:
+        out = {}
+        for i, value in enumerate(obj):
+            out.update(flatten(value, f"{prefix}[{i}]"))
+        return out
+    return {prefix: obj}
+
+
+def differences(old: dict, new: dict) -> list[str]:
+    """Semantic keys whose values differ, as 'key: old -> new'."""
+    a, b = flatten(semantic(old)), flatten(semantic(new))
+    return [f"{key}: {a.get(key, '(unset)')!r} -> {b.get(key, '(unset)')!r}" for key in sorted(set(a) | set(b)) if a.get(key, "(unset)") != b.get(key, "(unset)")]

@@ -1,0 +1,56 @@
+"""What a trajectory format is: a system prompt, how an action becomes an assistant message, how an
+observation becomes a message, and how an assistant message is parsed back into an action.
+
+Parsers tolerate whitespace but never invent content: a reply that does not fit the format raises
+FormatError, which the agent loop records on the row.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pipeline.jsonutil import canonical_json
+
+
+class FormatError(ValueError):
+    """A reply that does not follow its format."""
+
+
+@dataclass
+class Action:
+    """One parsed step: a tool call or a final answer, with the thought that led to it."""
+
+    thought: str | None
+    tool: str | None = None
+    arguments: dict = field(default_factory=dict)
+    final_answer: str | None = None
+    tool_call_id: str | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.final_answer is not None
+
+    def arguments_json(self) -> str:
+        return canonical_json(self.arguments)
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    system_prompt: Callable[[list[dict]], str]
+    action_message: Callable[[Action], dict]
+    observation_message: Callable[[str, Action], dict]
+    parse_message: Callable[[dict], Action]
+
+
+def describe_tools(tools: list[dict]) -> str:
+    """Tool list for text formats: one line per tool with its JSON parameters."""
+    lines = []
+    for spec in tools:
+        fn = spec["function"]
+        lines.append(f"- {fn['name']}: {fn.get('description', '')} Parameters: {canonical_json(fn['parameters'])}")
+    return "\n".join(lines)
+
+
+def text_observation(observation: str, action: Action) -> dict:
+    """Text formats feed the observation back as a user turn."""
+    return {"role": "user", "content": f"Observation: {observation}"}

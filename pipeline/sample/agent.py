@@ -1,0 +1,107 @@
+"""The one agent loop: a policy proposes actions, real tools execute them, observations go back.
+
+`run_episode` is shared by every teacher: the program teacher and the LLM teacher are two policies.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pipeline.formats import Action, Format
+from pipeline.tools import TOOLS, Env, Observation
+
+ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "llm_calls": 0, "cost_usd": 0.0}
+
+
+@dataclass
+class Turn:
+    """What a policy returns for one step: the assistant message, its parsed action (None when the reply
+    could not be parsed, with `error` saying why) and what it cost."""
+
+    message: dict
+    action: Action | None
+    error: str | None = None
+    usage: dict = field(default_factory=lambda: dict(ZERO_USAGE))
+
+
+class Policy(Protocol):
+    async def next_turn(self, episode: "Episode") -> Turn: ...
+
+
+@dataclass
+class Episode:
+    task: dict
+    fmt: Format
+    tools: list[dict]
+    messages: list[dict]
+    steps: list[dict] = field(default_factory=list)
+    observations: list[str] = field(default_factory=list)
+    final_answer: str | None = None
+    error: str | None = None
+    usage: dict = field(default_factory=lambda: dict(ZERO_USAGE))
+    seconds: float = 0.0
+
+
+def start_episode(task: dict, fmt: Format) -> Episode:
+    tools = [TOOLS[name].spec() for name in task["tools"]]
+    messages = [{"role": "system", "content": fmt.system_prompt(tools)}, {"role": "user", "content": task["instruction"]}]
+    return Episode(task, fmt, tools, messages)
+
+
+def execute(action: Action, task: dict, env: Env) -> Observation:
+    """Run an action's tool, refusing tools the task does not offer."""
+    if action.tool not in task["tools"]:
+        return Observation(f"Error: unknown tool {action.tool!r}; available: {', '.join(task['tools'])}", error=True)
+    return TOOLS[action.tool].run(action.arguments, env)
+
+
+def _step(index: int, message_index: int, action: Action | None, turn: Turn, seconds: float) -> dict:
+    return {
+        "index": index,
+        "message_index": message_index,
+        "tool_call_id": action.tool_call_id if action else None,
+        "action_type": "final_answer" if action and action.is_final else "tool_call",
+        "thought": action.thought if action else None,
+        "tool_name": action.tool if action else None,
+        "tool_arguments": action.arguments_json() if action and not action.is_final else None,
+        "raw_action": turn.message.get("content"),
+        "observation": None,
+        "error": turn.error,
+        "step_verdict": None,
+        "seconds": round(seconds, 6),
+        "completion_tokens": turn.usage.get("completion_tokens", 0),
+    }
+
+
+def _add_usage(total: dict, usage: dict) -> None:
+    for key in ZERO_USAGE:
+        total[key] += usage.get(key, 0)
+
+
+async def run_episode(task: dict, policy: Policy, fmt: Format, env: Env, max_steps: int) -> Episode:
+    """Ask the policy for actions until a final answer, an unparseable reply or `max_steps`."""
+    episode = start_episode(task, fmt)
+    began = time.perf_counter()
+    for index in range(max_steps):
+        t0 = time.perf_counter()
+        turn = await policy.next_turn(episode)
+        _add_usage(episode.usage, turn.usage)
+        episode.messages.append(turn.message)
+        step = _step(index, len(episode.messages) - 1, turn.action, turn, time.perf_counter() - t0)
+        episode.steps.append(step)
+        if turn.action is None:
+            episode.error = f"step {index}: {turn.error}"
+            break
+        if turn.action.is_final:
+            episode.final_answer = turn.action.final_answer
+            break
+        observation = execute(turn.action, task, env)
+        step["observation"] = observation.content
+        step["error"] = observation.content if observation.error else None
+        step["seconds"] = round(time.perf_counter() - t0, 6)
+        episode.observations.append(observation.content)
+        episode.messages.append(fmt.observation_message(observation.content, turn.action))
+    else:
+        episode.error = f"no final answer within max_steps={max_steps}"
+    episode.seconds = time.perf_counter() - began
+    return episode

@@ -1,0 +1,185 @@
+"""Parquet shards: atomic writes, done-ness by stage hash, per-shard markers and the stage manifest.
+
+A shard is written to a temporary name and renamed into place when complete. Its stage hash lives in the
+Parquet footer, so a finished shard is recognised from the file alone; a marker file written after the
+rename carries its row count and checksum, from which `_manifest.json` is regenerated (under a lock, so
+several `--shard` processes can share one stage directory).
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import rows as rowlib
+from pipeline import schema
+from pipeline.errors import UserError
+
+HASH_KEY = "trajforge.stage_hash"
+MANIFEST = "_manifest.json"
+
+
+def shard_name(k: int) -> str:
+    return f"part-{k:05d}.parquet"
+
+
+def _marker(path: Path) -> Path:
+    return path.with_name(f".{path.name}.done.json")
+
+
+def stage_hash_of(path: Path) -> str | None:
+    """The stage hash stored in a shard's footer, or None when the file is absent or unreadable."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return None
+    value = meta.get(HASH_KEY.encode())
+    return value.decode() if value else None
+
+
+def is_done(path: Path, stage_hash: str) -> bool:
+    return stage_hash_of(path) == stage_hash
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+
+
+def invalid_rows(rows: list[dict], kind: str) -> list[str]:
+    """Schema violations as 'row N (id=...): field: problem'."""
+    found = []
+    for i, row in enumerate(rows):
+        for problem in schema.errors(kind, row):
+            found.append(f"row {i} (id={row.get('id')}): {problem}")
+    return found
+
+
+def write_table_atomic(path: Path, table: pa.Table, **parquet_options) -> None:
+    """Write to a temp name, fsync, rename into place: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(path)
+    try:
+        pq.write_table(table, tmp, **parquet_options)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_shard(path: Path, rows: list[dict], kind: str, stage_hash: str, marker: bool = True) -> None:
+    """Validate every row against the `kind` schema, then write the shard atomically with its stage hash
+    (and, with `marker`, the done-marker the stage manifest is built from)."""
+    problems = invalid_rows(rows, kind)
+    if problems:
+        raise RuntimeError(f"refusing to write {path}: {len(problems)} schema violation(s), first: {problems[0]}")
+    table = rowlib.to_table(rows, kind, metadata={HASH_KEY: stage_hash})
+    write_table_atomic(path, table)
+    if marker:
+        _marker(path).write_text(json.dumps({"rows": len(rows), "sha256": sha256_file(path), "stage_hash": stage_hash}))
+
+
+def read_table(path: Path, kind: str) -> pa.Table:
+    """Read a Parquet file of `kind` rows; an unreadable file or missing columns is a UserError naming the file."""
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
+    missing = [name for name in rowlib.SCHEMAS[kind].names if name not in table.column_names]
+    if missing:
+        raise UserError(f"{path}: not a {kind} file: missing column(s) {', '.join(missing)}")
+    return table
+
+
+def read_shard(path: Path, kind: str, validate: bool = True) -> list[dict]:
+    """Rows of a shard; with `validate`, a row that breaks the schema is a UserError naming file, row and field."""
+    try:
+        rows = rowlib.from_table(read_table(path, kind), kind)
+    except (pa.ArrowException, ValueError) as exc:
+        raise UserError(f"{path}: columns do not have the {kind} types ({exc})") from None
+    if validate:
+        problems = invalid_rows(rows, kind)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise UserError(f"{path}: {problems[0]}{more}")
+    return rows
+
+
+def clean_stale_temps(directory: Path) -> int:
+    """Remove temp files left by processes of this host that are gone (killed mid-write)."""
+    removed = 0
+    host = socket.gethostname()
+    for tmp in directory.glob(".*.tmp"):
+        parts = tmp.name.rsplit(".", 3)
+        if len(parts) == 4 and parts[1] == host and parts[2].isdigit() and not _alive(int(parts[2])):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def locked(directory: Path):
+    """An exclusive lock on a stage directory's manifest (flock: released if the process dies)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".manifest.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_manifest(directory: Path, stage: str, stage_hash: str, num_shards: int) -> dict:
+    """Regenerate `_manifest.json` from the shards' footers and markers; returns it."""
+    with locked(directory):
+        shards = {}
+        for k in range(num_shards):
+            path = directory / shard_name(k)
+            found = stage_hash_of(path)
+            if found is None:
+                continue
+            marker = _marker(path)
+            info = json.loads(marker.read_text()) if marker.exists() else {}
+            if info.get("stage_hash") != found:
+                info = {"rows": pq.read_metadata(path).num_rows, "sha256": sha256_file(path), "stage_hash": found}
+                marker.write_text(json.dumps(info))
+            shards[path.name] = info
+        done = [name for name, info in shards.items() if info["stage_hash"] == stage_hash]
+        manifest = {
+            "stage": stage,
+            "stage_hash": stage_hash,
+            "num_shards": num_shards,
+            "complete": len(done) == num_shards,
+            "rows": sum(shards[name]["rows"] for name in done),
+            "shards": shards,
+        }
+        tmp = _temp_name(directory / MANIFEST)
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        os.replace(tmp, directory / MANIFEST)
+        return manifest

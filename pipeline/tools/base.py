@@ -1,0 +1,95 @@
+"""The tool interface: a name, an OpenAI function JSON schema, and `run(arguments, env) -> Observation`.
+
+`run` never raises: invalid arguments, tool failures and crashes become error observations, so a bad action
+ends up as data on the trajectory instead of killing a shard.
+"""
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
+
+from jsonschema import Draft202012Validator
+
+from pipeline.schema import field_path
+
+DEFAULT_MAX_OBSERVATION_CHARS = 4000
+
+
+class ToolError(Exception):
+    """An expected failure of a tool (bad SQL, unknown document): its message becomes the observation."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    content: str
+    error: bool = False
+
+
+class Env:
+    """Per-episode state the tools act on: the task's environment spec and resources built from it.
+
+    Tools fetch what they need with `resource(key, build)`, so each tool owns how its resource is made
+    (a SQLite database, a document index, a sandbox) and the episode closes them all at the end.
+    """
+
+    def __init__(self, spec: dict | None = None, max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS):
+        self.spec = spec or {}
+        self.max_observation_chars = max_observation_chars
+        self._resources: dict = {}
+
+    def resource(self, key: str, build: Callable[["Env"], object]):
+        if key not in self._resources:
+            self._resources[key] = build(self)
+        return self._resources[key]
+
+    def close(self) -> None:
+        for value in self._resources.values():
+            close = getattr(value, "close", None)
+            if callable(close):
+                close()
+        self._resources.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict
+    fn: Callable[[dict, Env], str] = field(repr=False)
+
+    def spec(self) -> dict:
+        """The OpenAI function tool schema."""
+        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
+    @cached_property
+    def _validator(self) -> Draft202012Validator:
+        return Draft202012Validator(self.parameters)
+
+    def argument_errors(self, arguments) -> list[str]:
+        if not isinstance(arguments, dict):
+            return [f"arguments must be a JSON object, got {type(arguments).__name__}"]
+        return [f"{field_path(e.absolute_path) if e.absolute_path else 'arguments'}: {e.message}" for e in self._validator.iter_errors(arguments)]
+
+    def run(self, arguments, env: Env) -> Observation:
+        problems = self.argument_errors(arguments)
+        if problems:
+            return Observation(f"Error: invalid arguments for {self.name}: " + "; ".join(problems), error=True)
+        try:
+            content = self.fn(arguments, env)
+        except ToolError as exc:
+            return Observation(f"Error: {exc}", error=True)
+        except Exception as exc:  # a crash inside a tool is data about the action, not a reason to stop the run
+            return Observation(f"Error: {self.name} failed: {type(exc).__name__}: {exc}", error=True)
+        return Observation(truncate(str(content), env.max_observation_chars))
+
+
+def truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[truncated: {len(text) - limit} more characters]"

@@ -1,0 +1,55 @@
+"""Compare a final answer with the ground truth: numbers within a tolerance, text up to case, whitespace and
+trailing punctuation, lists as unordered multisets."""
+
+import re
+
+_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
+_PREFIX = re.compile(r"^(?:final answer|the answer is|answer)\s*[:\-]?\s*", re.IGNORECASE)
+_LIST_SPLIT = re.compile(r"\s*(?:;|,\s+|\band\b)\s*")
+DEFAULT_RELATIVE_TOLERANCE = 1e-6
+
+
+def normalize_text(text: str) -> str:
+    text = _PREFIX.sub("", text.strip())
+    text = text.strip().strip("\"'`").rstrip(".!").strip()
+    return re.sub(r"\s+", " ", text).casefold()
+
+
+def first_number(text: str) -> float | None:
+    match = _NUMBER.search(text.replace("$", ""))
+    return float(match.group(0).replace(",", "")) if match else None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def match_one(predicted: str, expected, tolerance: float | None) -> bool:
+    if _is_number(expected):
+        number = first_number(predicted)
+        if number is None:
+            return False
+        allowed = max(tolerance or 0.0, DEFAULT_RELATIVE_TOLERANCE * max(1.0, abs(expected)))
+        return abs(number - expected) <= allowed
+    return normalize_text(predicted) == normalize_text(str(expected))
+
+
+def answers_match(predicted: str | None, ground_truth: dict) -> tuple[bool, str]:
+    """(matches, detail) for a final answer against `ground_truth['answer']`."""
+    expected = ground_truth.get("answer")
+    tolerance = ground_truth.get("tolerance")
+    if predicted is None or not predicted.strip():
+        return False, "no final answer"
+    if isinstance(expected, list):
+        remaining = [p for p in _LIST_SPLIT.split(normalize_text(predicted)) if p]
+        for item in expected:
+            hit = next((p for p in remaining if match_one(p, item, tolerance)), None)
+            if hit is None:
+                return False, f"expected item {item!r} not found in {predicted!r}"
+            remaining.remove(hit)
+        if remaining:
+            return False, f"unexpected extra items {remaining!r}"
+        return True, "all items match"
+    if match_one(predicted, expected, tolerance):
+        return True, f"{predicted!r} matches {expected!r}"
+    return False, f"expected {expected!r}, got {predicted!r}"

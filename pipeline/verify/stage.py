@@ -1,0 +1,39 @@
+"""The verify stage: run the configured program checks on each trajectory and set `passed` and `score`.
+
+score = fraction of checks passed; passed = every hard check passed and score >= verify.min_score.
+"""
+
+from pipeline.verify.checks import CHECKS, result
+
+
+class VerifyStage:
+    name = "verify"
+    output_kind = "trajectory"
+
+    def __init__(self, config, stage_hash: str):
+        self.checks = config["verify"]["checks"]
+        self.min_score = config["verify"]["min_score"]
+        self.stage_hash = stage_hash
+
+    def verify_row(self, row: dict) -> dict:
+        results, hard_failed = [], False
+        for spec in self.checks:
+            try:
+                outcome = CHECKS[spec["name"]](row)
+            except Exception as exc:  # a check that trips on a malformed row fails that row, not the shard
+                outcome = result(spec["name"], False, f"check crashed: {type(exc).__name__}: {exc}")
+            results.append(outcome)
+            hard_failed |= spec["hard"] and not outcome["passed"]
+        score = sum(r["passed"] for r in results) / len(results) if results else 1.0
+        return {**row, "checks": results, "score": score, "passed": not hard_failed and score >= self.min_score,
+                "config_hash": self.stage_hash}
+
+    def expected_outputs(self, inputs: int) -> int:
+        return inputs
+
+    async def process(self, rows: list[dict], progress) -> list[dict]:
+        out = []
+        for row in rows:
+            out.append(self.verify_row(row))
+            progress(1)
+        return out

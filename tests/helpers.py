@@ -1,0 +1,28 @@
+"""Rows for tests, made by the real generators and the real program teacher."""
+
+import asyncio
+import copy
+import random
+
+from pipeline.formats import FORMATS
+from pipeline.sample.agent import run_episode
+from pipeline.sample.policies import ProgramPolicy
+from pipeline.sample.stage import SampleStage
+from pipeline.synthesize.generators import GENERATORS
+from pipeline.tools import Env
+
+TEACHER = {"name": "program", "policy": "program", "formats": ["cota"], "samples_per_task": 1, "max_steps": 8, "temperature": 0.0}
+
+
+def make_task(generator: str = "arithmetic", seed: int = 1) -> dict:
+    content = GENERATORS[generator].make(random.Random(seed), 1, 10)
+    return {"id": f"task-{generator}-{seed}", "domain": GENERATORS[generator].domain, "source": f"program:{generator}", **content,
+            "config_hash": "test", "pipeline_version": "test"}
+
+
+def make_trajectory(generator: str = "arithmetic", seed: int = 1, fmt: str = "cota") -> dict:
+    task = make_task(generator, seed)
+    with Env(task["environment"]) as env:
+        episode = asyncio.run(run_episode(task, ProgramPolicy(), FORMATS[fmt], env, 8))
+    stage = SampleStage({"sample": {"teachers": [TEACHER]}, "run": {"seed": 0}, "endpoints": {}}, "test")
+    return copy.deepcopy(stage.to_row(task, TEACHER, fmt, 0, episode))
