@@ -38,7 +38,9 @@ class SynthesizeStage:
         except ValueError as exc:
             raise UserError(f"synthesize.generators[{seed['position']}]: {exc}") from None
         content = {"domain": generator.domain, "source": f"program:{generator.name}", **content}
-        return {"id": "task-" + content_hash(content, self.stage_hash), **content,
+        # The seed is part of the id, so two seeds that happen to draw the same task still get distinct ids
+        # (ids are keys); equal content is caught by curate's dedup.
+        return {"id": "task-" + content_hash(content, seed, self.stage_hash), **content,
                 "config_hash": self.stage_hash, "pipeline_version": __version__}
 
     def expected_outputs(self, inputs: int) -> int:

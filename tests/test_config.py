@@ -1,0 +1,85 @@
+import pytest
+
+from pipeline import config as configlib
+from pipeline.errors import UserError
+from tests.conftest import run_cli, small_config
+
+
+def load_error(write_config, data, *overrides) -> str:
+    with pytest.raises(UserError) as info:
+        configlib.load(write_config(data), list(overrides))
+    return str(info.value)
+
+
+def test_defaults_come_from_the_schema(write_config):
+    config = configlib.load(write_config(small_config()))
+    assert config["verify"]["min_score"] == 0.0
+    assert config["sample"]["teachers"][0]["max_steps"] == 8
+
+
+def test_wrong_type_names_the_field_path(write_config):
+    data = small_config()
+    data["sample"]["teachers"][0]["samples_per_task"] = "two"
+    assert "sample.teachers[0].samples_per_task: must be an integer" in load_error(write_config, data)
+
+
+def test_missing_field_is_named(write_config):
+    data = small_config()
+    del data["synthesize"]["generators"][1]["count"]
+    assert "synthesize.generators[1].count: missing required field" in load_error(write_config, data)
+
+
+def test_unknown_key_suggests_the_right_one(write_config):
+    data = small_config()
+    data["run"]["rows_per_shrad"] = 3
+    message = load_error(write_config, data)
+    assert "run.rows_per_shrad: unknown key (did you mean 'rows_per_shard'?)" in message
+
+
+def test_unknown_generator_suggests_a_registered_one(write_config):
+    data = small_config()
+    data["synthesize"]["generators"][0]["name"] = "arithmetik"
+    assert "synthesize.generators[0].name: unknown generator 'arithmetik' (did you mean 'arithmetic'?)" in load_error(write_config, data)
+
+
+def test_unknown_stage_in_run_stages_is_rejected(write_config):
+    data = small_config()
+    data["run"]["stages"] = ["synthesize", "sampel"]
+    assert "run.stages[1]: must be one of" in load_error(write_config, data)
+
+
+def test_set_overrides_nested_list_items(write_config):
+    config = configlib.load(write_config(small_config()), ["sample.teachers[0].max_steps=3", "run.seed=9"])
+    assert config["sample"]["teachers"][0]["max_steps"] == 3 and config["run"]["seed"] == 9
+
+
+def test_set_with_a_bad_type_is_reported_like_the_yaml(write_config):
+    message = load_error(write_config, small_config(), "verify.min_score=high")
+    assert "verify.min_score: must be a number" in message
+
+
+def test_stage_hashes_chain_and_ignore_operational_keys(write_config):
+    base = configlib.load(write_config(small_config()))
+    renamed = configlib.load(write_config(small_config()), ["run.name=other"])
+    changed_verify = configlib.load(write_config(small_config()), ["verify.min_score=0.5"])
+    assert renamed.stage_hash("curate") == base.stage_hash("curate")
+    assert changed_verify.stage_hash("sample") == base.stage_hash("sample")
+    assert changed_verify.stage_hash("verify") != base.stage_hash("verify")
+    assert changed_verify.stage_hash("curate") != base.stage_hash("curate")
+
+
+def test_cli_exits_nonzero_with_one_line_naming_the_field(write_config, tmp_path):
+    data = small_config()
+    data["verify"]["min_score"] = "high"
+    proc = run_cli("run", write_config(data), "--run-dir", tmp_path / "run")
+    assert proc.returncode == 2
+    assert "verify.min_score: must be a number" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("run:\n  name: [unclosed\n")
+    proc = run_cli("run", path)
+    assert proc.returncode == 2 and f"{path}: not valid YAML at line" in proc.stderr

@@ -1,0 +1,91 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import shards
+from pipeline.errors import UserError
+from tests.conftest import ROOT, TRAJFORGE, run_cli, small_config
+from tests.helpers import make_task
+
+
+def test_written_shard_carries_its_stage_hash_and_marker(tmp_path):
+    path = tmp_path / shards.shard_name(0)
+    shards.write_shard(path, [make_task()], "task", "hash-1")
+    assert shards.stage_hash_of(path) == "hash-1"
+    assert shards.is_done(path, "hash-1") and not shards.is_done(path, "hash-2")
+    manifest = shards.write_manifest(tmp_path, "synthesize", "hash-1", 2)
+    assert manifest["shards"]["part-00000.parquet"]["rows"] == 1
+    assert manifest["shards"]["part-00000.parquet"]["sha256"] == shards.sha256_file(path)
+    assert manifest["complete"] is False  # shard 1 of 2 is missing
+
+
+def test_invalid_row_is_refused_and_nothing_is_written(tmp_path):
+    bad = make_task()
+    bad["difficulty"] = "hard"
+    path = tmp_path / shards.shard_name(0)
+    with pytest.raises(RuntimeError, match=r"row 0 .*difficulty: must be an integer"):
+        shards.write_shard(path, [bad], "task", "h")
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_input_shard_is_a_user_error_naming_the_file(tmp_path):
+    path = tmp_path / shards.shard_name(0)
+    path.write_bytes(b"not parquet at all")
+    with pytest.raises(UserError, match=str(path)):
+        shards.read_shard(path, "task")
+
+
+def test_schema_violating_input_names_file_row_and_field(tmp_path):
+    path = tmp_path / shards.shard_name(0)
+    task = make_task()
+    task["tools"] = []
+    from pipeline import rows as rowlib
+
+    pq.write_table(rowlib.to_table([make_task(), task], "task"), path)
+    with pytest.raises(UserError, match=r"part-00000.parquet: row 1 .*tools: .*"):
+        shards.read_shard(path, "task")
+
+
+def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+
+    stale = tmp_path / f".part-00000.parquet.{socket.gethostname()}.{dead.stdout.strip()}.tmp"
+    live = tmp_path / f".part-00001.parquet.{socket.gethostname()}.{os.getpid()}.tmp"
+    stale.write_text("half")
+    live.write_text("in progress")
+    assert shards.clean_stale_temps(tmp_path) == 1
+    assert not stale.exists() and live.exists()
+
+
+def ids(folder):
+    return sorted(i for f in sorted(folder.glob("part-*.parquet")) for i in pq.read_table(f, columns=["id"])["id"].to_pylist())
+
+
+def test_killed_run_resumes_with_the_same_ids_and_no_half_shards(write_config, tmp_path):
+    config = write_config(small_config(arithmetic=30, sql_table=30, units_dates=30, kb_multihop=30))
+    clean = tmp_path / "clean"
+    run_cli("run", config, "--run-dir", clean, "--stages", "synthesize,sample,verify", check=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(TRAJFORGE + ["run", str(config), "--run-dir", str(killed), "--stages", "synthesize,sample,verify"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((killed / "trajectories").glob("part-*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling for the first finished shard; the kill point is what this test varies
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    written_before = len(list((killed / "trajectories").glob("part-*.parquet")))
+    assert 0 < written_before, "the run was killed before it wrote a shard"
+
+    rerun = run_cli("run", config, "--run-dir", killed, "--stages", "synthesize,sample,verify", check=True)
+    for stage in ("tasks", "trajectories", "verified"):
+        assert ids(killed / stage) == ids(clean / stage), stage
+        assert not list((killed / stage).glob(".*.tmp")), stage
+        assert len(ids(killed / stage)) == len(set(ids(killed / stage))) or stage == "tasks"
+    assert "reused" in rerun.stdout
