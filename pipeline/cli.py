@@ -7,6 +7,7 @@ Examples:
   trajforge show runs/quickstart --stage verify --limit 3
   trajforge validate runs/quickstart/verified/part-00000.parquet
   trajforge publish runs/quickstart --dry-run --out /tmp/hub-folder
+  trajforge report runs/quickstart                      # regenerate report.html / report.json
 """
 
 import argparse
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 from pipeline import config as configlib
-from pipeline import runner, schema, shards
+from pipeline import report, runner, schema, shards
 from pipeline.errors import UserError
 
 STAGE_COMMANDS = ("synthesize", "sample", "verify", "curate")
@@ -38,7 +39,7 @@ def _run(args, stages: list[str]) -> int:
     runner.run_stages(stages, config, run_dir, spec)
     if "publish" in stages and spec.count == 1:
         _publish_from_config(config, run_dir)
-    print(f"run directory: {run_dir}")
+    print(f"run directory: {run_dir}; report: {report.write(run_dir)}")
     return 0
 
 
@@ -155,6 +156,32 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_slurm(args) -> int:
+    from pipeline import slurm
+
+    config, implied_dir = load_config(args.config, args.set)
+    run_dir = runner.open_run(config, args.run_dir or implied_dir, args.reconfigure)
+    stages = args.stages.split(",") if args.stages else [s for s in config["run"]["stages"] if s != "publish"]
+    folder = slurm.write_scripts(run_dir, stages, args.array, runner.num_shards(config), args.sbatch_arg, args.wait)
+    print(f"wrote {', '.join(f'{s}.sbatch' for s in stages)} and submit.sh to {folder}")
+    if args.submit:
+        for stage, job in slurm.submit(folder).items():
+            print(f"submitted {stage}: job {job}")
+        if args.wait:
+            print(f"report: {report.write(run_dir)}")
+    else:
+        print(f"submit with: bash {folder / 'submit.sh'}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
+    print(f"report: {report.write(run_dir)}")
+    return 0
+
+
 def cmd_list(args) -> int:
     from pipeline.formats import FORMATS
     from pipeline.synthesize.generators import GENERATORS
@@ -174,10 +201,11 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _stage_options(p: argparse.ArgumentParser) -> None:
+def _stage_options(p: argparse.ArgumentParser, shard: bool = True) -> None:
     p.add_argument("config", metavar="CONFIG", help="a YAML config, or a run directory to re-run with its config")
     p.add_argument("--run-dir", type=Path, help="run directory (default: runs/<run.name>)")
-    p.add_argument("--shard", metavar="I/N", help="process only shards I, I+N, I+2N, ... (one task of a scheduler array)")
+    if shard:
+        p.add_argument("--shard", metavar="I/N", help="process only shards I, I+N, I+2N, ... (one task of a scheduler array)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. sample.teachers[0].temperature=0.7")
     p.add_argument("--reconfigure", action="store_true", help="accept a changed config for an existing run dir and redo the stages it changes")
 
@@ -213,6 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--failed", action="store_true", help="only trajectories that failed verification")
     p.add_argument("--limit", type=int, default=5)
     p.set_defaults(func=cmd_show)
+    p = sub.add_parser("slurm", help="write sbatch scripts (an array job per stage, chained) and optionally submit them")
+    _stage_options(p, shard=False)
+    p.add_argument("--stages", help="comma-separated stages (default: run.stages without publish)")
+    p.add_argument("--array", type=int, required=True, metavar="N", help="array tasks per row stage (capped at the number of shards)")
+    p.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG", help="extra #SBATCH line, e.g. --sbatch-arg=--partition=cpu")
+    p.add_argument("--submit", action="store_true", help="submit the chain now (checks that Slurm answers first)")
+    p.add_argument("--wait", action="store_true", help="with --submit: block until the last job ends")
+    p.set_defaults(func=cmd_slurm)
+    p = sub.add_parser("report", help="regenerate a run's report.html and report.json")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(func=cmd_report)
     p = sub.add_parser("list", help="list registered generators, tools, checks or formats")
     p.add_argument("what", choices=["generators", "tools", "checks", "formats"])
     p.set_defaults(func=cmd_list)

@@ -18,7 +18,7 @@ import yaml
 from tqdm import tqdm
 
 from pipeline import config as configlib
-from pipeline import shards
+from pipeline import report, shards
 from pipeline.curate.stage import CurateStage
 from pipeline.errors import UserError
 from pipeline.sample.stage import SampleStage
@@ -163,18 +163,6 @@ def run_curate(config: configlib.Config, run_dir: Path, spec: ShardSpec) -> dict
     return summary
 
 
-def record_summary(run_dir: Path, summary: dict) -> None:
-    """Merge a stage summary into runs/<name>/report.json (under a lock: shard processes share it)."""
-    path = run_dir / "report.json"
-    with open(run_dir / ".report.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        report = json.loads(path.read_text()) if path.exists() else {"stages": {}}
-        report["stages"][summary["stage"]] = summary
-        tmp = path.with_name(f".report.json.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(report, indent=2, sort_keys=True))
-        os.replace(tmp, path)
-
-
 def format_summary(s: dict) -> str:
     parts = [f"{s['stage']}:"]
     if "rows_in" in s:
@@ -207,7 +195,7 @@ def run_stages(stages: list[str], config: configlib.Config, run_dir: Path, spec:
             summary = run_curate(config, run_dir, spec)
         else:
             raise UserError(f"stage {name!r} cannot run from `trajforge run`; use `trajforge {name}`")
-        record_summary(run_dir, summary)
+        report.record_summary(run_dir, summary)
         summaries.append(summary)
         echo(format_summary(summary))
     return summaries
