@@ -36,7 +36,12 @@ def _run(args, stages: list[str]) -> int:
     config, implied_dir = load_config(args.config, args.set)
     run_dir = runner.open_run(config, args.run_dir or implied_dir, args.reconfigure)
     spec = runner.ShardSpec.parse(args.shard)
-    runner.run_stages(stages, config, run_dir, spec)
+    executor = {"name": args.executor, "address": args.address}
+    if args.executor == "ray":
+        from pipeline import ray_executor
+
+        ray_executor.connect(args.address)  # unreachable cluster: fail before any shard starts
+    runner.run_stages(stages, config, run_dir, spec, executor=executor)
     if "publish" in stages and spec.count == 1:
         _publish_from_config(config, run_dir)
     print(f"run directory: {run_dir}; report: {report.write(run_dir)}")
@@ -206,6 +211,8 @@ def _stage_options(p: argparse.ArgumentParser, shard: bool = True) -> None:
     p.add_argument("--run-dir", type=Path, help="run directory (default: runs/<run.name>)")
     if shard:
         p.add_argument("--shard", metavar="I/N", help="process only shards I, I+N, I+2N, ... (one task of a scheduler array)")
+        p.add_argument("--executor", choices=["local", "ray"], default="local", help="where row-stage shards run (ray: trajforge[ray])")
+        p.add_argument("--address", help="with --executor ray: the cluster address (default: start a local Ray instance)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. sample.teachers[0].temperature=0.7")
     p.add_argument("--reconfigure", action="store_true", help="accept a changed config for an existing run dir and redo the stages it changes")
 

@@ -24,6 +24,10 @@ OPERATIONAL_KEYS = (
     "run.stages",
     "endpoints.*.base_url",
     "endpoints.*.api_key_env",
+    "endpoints.*.max_concurrency",
+    "endpoints.*.rpm",
+    "endpoints.*.tpm",
+    "endpoints.*.timeout_s",
 )
 
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")

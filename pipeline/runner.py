@@ -95,50 +95,69 @@ def _num_rows(path: Path) -> int:
     return pq.read_metadata(path).num_rows if path.exists() else 0
 
 
-def _input_rows(stage_name: str, plan: list, in_dir: Path | None, k: int) -> list[dict]:
-    if stage_name == "synthesize":
-        return plan[k]
-    return shards.read_shard(in_dir / shards.shard_name(k), "task" if stage_name == "sample" else "trajectory")
+@dataclass
+class ShardJob:
+    """Everything needed to turn input shard k of a row stage into output shard k; built once per process."""
+
+    name: str
+    config: configlib.Config
+    stage: object
+    plan: list
+    in_dir: Path | None
+    out_dir: Path
+
+    @classmethod
+    def build(cls, name: str, config: configlib.Config, run_dir: Path) -> "ShardJob":
+        plan = SynthesizeStage(config, config.stage_hash("synthesize")).plan()
+        in_dir = run_dir / STAGE_DIRS[PREVIOUS[name]] if name in PREVIOUS else None
+        stage = ROW_STAGES[name](config, config.stage_hash(name))
+        return cls(name, config, stage, plan, in_dir, run_dir / STAGE_DIRS[name])
+
+    def input_rows(self, k: int) -> list[dict]:
+        if self.in_dir is None:
+            return self.plan[k]
+        return shards.read_shard(self.in_dir / shards.shard_name(k), "task" if self.name == "sample" else "trajectory")
+
+    async def run(self, k: int, progress) -> None:
+        stage_hash = self.stage.stage_hash
+        out = await self.stage.process(self.input_rows(k), progress)
+        shards.write_shard(self.out_dir / shards.shard_name(k), out, self.stage.output_kind, stage_hash)
+        shards.write_manifest(self.out_dir, self.name, stage_hash, len(self.plan))
 
 
-def run_row_stage(name: str, config: configlib.Config, run_dir: Path, spec: ShardSpec) -> dict:
+def run_row_stage(name: str, config: configlib.Config, run_dir: Path, spec: ShardSpec, executor: dict | None = None) -> dict:
+    """Run the selected, unfinished shards of a row stage; `executor` {"name": "ray", "address": ...} or local."""
     began = time.perf_counter()
-    stage_hash = config.stage_hash(name)
-    stage = ROW_STAGES[name](config, stage_hash)
-    plan = SynthesizeStage(config, config.stage_hash("synthesize")).plan()
-    total_shards = len(plan)
-    out_dir = run_dir / STAGE_DIRS[name]
+    job = ShardJob.build(name, config, run_dir)
+    stage_hash, total_shards, out_dir = job.stage.stage_hash, len(job.plan), job.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     shards.clean_stale_temps(out_dir)
     selected = [k for k in range(total_shards) if spec.selects(k)]
     todo = [k for k in selected if not shards.is_done(out_dir / shards.shard_name(k), stage_hash)]
-    in_dir = None
-    if name != "synthesize":
+    if job.in_dir is not None:
         previous = PREVIOUS[name]
-        in_dir, previous_hash = run_dir / STAGE_DIRS[previous], config.stage_hash(previous)
-        missing = [shards.shard_name(k) for k in todo if not shards.is_done(in_dir / shards.shard_name(k), previous_hash)]
+        missing = [shards.shard_name(k) for k in todo if not shards.is_done(job.in_dir / shards.shard_name(k), config.stage_hash(previous))]
         if missing:
-            raise UserError(f"{in_dir}: {name} needs {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} "
+            raise UserError(f"{job.in_dir}: {name} needs {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} "
                             f"from {previous} (missing or made by another config); run `trajforge {previous}` first")
-        inputs = sum(_num_rows(in_dir / shards.shard_name(k)) for k in todo)
-        rows_in = sum(_num_rows(in_dir / shards.shard_name(k)) for k in selected)
+        count = lambda k: _num_rows(job.in_dir / shards.shard_name(k))
     else:
-        inputs = sum(len(plan[k]) for k in todo)
-        rows_in = sum(len(plan[k]) for k in selected)
+        count = lambda k: len(job.plan[k])
 
-    async def work(bar):
-        for k in todo:
-            rows = _input_rows(name, plan, in_dir, k)
-            out = await stage.process(rows, bar.update)
-            shards.write_shard(out_dir / shards.shard_name(k), out, stage.output_kind, stage_hash)
-            shards.write_manifest(out_dir, name, stage_hash, total_shards)
+    if todo and executor and executor["name"] == "ray":
+        from pipeline import ray_executor
 
-    if todo:
-        with tqdm(total=stage.expected_outputs(inputs), desc=name, unit="row", dynamic_ncols=True) as bar:
+        ray_executor.run_shards(name, config, run_dir, todo, executor.get("address"))
+    elif todo:
+        async def work(bar):
+            for k in todo:
+                await job.run(k, bar.update)
+
+        with tqdm(total=job.stage.expected_outputs(sum(map(count, todo))), desc=name, unit="row", dynamic_ncols=True) as bar:
             asyncio.run(work(bar))
     manifest = shards.write_manifest(out_dir, name, stage_hash, total_shards)
     summary = {"stage": name, "shards": len(selected), "written": len(todo), "reused": len(selected) - len(todo),
-               "rows_in": rows_in, "complete": manifest["complete"]}
+               "rows_in": sum(map(count, selected)), "complete": manifest["complete"]}
     for k in selected:
         for key, value in shard_stats(out_dir / shards.shard_name(k)).items():
             summary[key] = summary.get(key, 0) + value
@@ -183,11 +202,12 @@ def format_summary(s: dict) -> str:
     return " ".join(parts)
 
 
-def run_stages(stages: list[str], config: configlib.Config, run_dir: Path, spec: ShardSpec, echo=print) -> list[dict]:
+def run_stages(stages: list[str], config: configlib.Config, run_dir: Path, spec: ShardSpec, echo=print,
+               executor: dict | None = None) -> list[dict]:
     summaries = []
     for name in stages:
         if name in ROW_STAGES:
-            summary = run_row_stage(name, config, run_dir, spec)
+            summary = run_row_stage(name, config, run_dir, spec, executor)
         elif name == "curate":
             if spec.count > 1:
                 echo(f"curate: skipped under --shard {spec.index}/{spec.count}; run `trajforge curate` once all shards are verified")

@@ -26,6 +26,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 extras=dev
+[ "${1:-}" = "--test" ] && extras=dev,ray
 stamp=.venv/.trajforge-installed-$extras
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
