@@ -77,6 +77,9 @@ def write_table_atomic(path: Path, table: pa.Table, **parquet_options) -> None:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk or a quota: finished shards stay, this one is simply not there
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}; finished shards are kept: free space and "
+                        "re-run the same command to resume") from None
     finally:
         tmp.unlink(missing_ok=True)
 
