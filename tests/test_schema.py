@@ -66,3 +66,25 @@ def test_rows_round_trip_through_arrow_with_json_types():
     assert isinstance(table.schema.field("messages").type.value_type, pa.JsonType)
     assert isinstance(table.schema.field("ground_truth").type, pa.JsonType)
     assert rowlib.from_table(table, "trajectory") == [row]
+
+
+def test_fast_path_and_jsonschema_agree_on_corrupted_rows():
+    from jsonschema import Draft202012Validator
+
+    reference = Draft202012Validator(schema.load_schema("trajectory"))
+    corruptions = [
+        lambda r: r.update(format="xml"),
+        lambda r: r["steps"][0].update(action_type="dance"),
+        lambda r: r["messages"].append({"role": "tool", "content": "x"}),
+        lambda r: r["messages"].append({"role": "assistant"}),
+        lambda r: r["usage"].update(cost_usd=-1),
+        lambda r: r.update(split="test"),
+        lambda r: r["steps"][0].pop("seconds"),
+        lambda r: r.update(extra=1),
+        lambda r: r["messages"][0].update(name="x"),
+    ]
+    for corrupt in corruptions:
+        row = make_trajectory("units_dates", 4)
+        corrupt(row)
+        assert not reference.is_valid(row)
+        assert schema.errors("trajectory", row), row
