@@ -168,12 +168,14 @@ def _check_references(data: dict, where: str) -> None:
     """Names the schema cannot know: generators, checks, endpoints."""
     from pipeline.formats import FORMATS
     from pipeline.synthesize.generators import GENERATORS
-    from pipeline.verify.checks import CHECKS
+    from pipeline.verify.checks import CHECKS, DEFAULT_OPTIONS
 
     for i, gen in enumerate(data["synthesize"]["generators"]):
         _check_name(where, f"synthesize.generators[{i}].name", gen["name"], GENERATORS, "generator")
     for i, check in enumerate(data["verify"]["checks"]):
         _check_name(where, f"verify.checks[{i}].name", check["name"], CHECKS, "check")
+        for key in check.get("options", {}):
+            _check_name(where, f"verify.checks[{i}].options.{key}", key, DEFAULT_OPTIONS.get(check["name"], {}), "option")
     for i, teacher in enumerate(data["sample"]["teachers"]):
         field = f"sample.teachers[{i}]"
         for j, fmt in enumerate(teacher["formats"]):

@@ -6,6 +6,7 @@ Row stages (synthesize, sample, verify) map input shard k to output shard k; cur
 
 import asyncio
 import fcntl
+from collections import Counter
 import json
 import os
 import time
@@ -88,6 +89,9 @@ def shard_stats(path: Path) -> dict:
         usage = table["usage"].combine_chunks()
         for key in ("prompt_tokens", "completion_tokens", "cost_usd"):
             stats[key] = pc.sum(usage.field(key)).as_py() or 0
+        failed = Counter(c["name"] for checks in table["checks"].to_pylist() for c in checks or [] if not c["passed"])
+        if failed:
+            stats["checks_failed"] = failed
     return stats
 
 
@@ -160,7 +164,7 @@ def run_row_stage(name: str, config: configlib.Config, run_dir: Path, spec: Shar
                "rows_in": sum(map(count, selected)), "complete": manifest["complete"]}
     for k in selected:
         for key, value in shard_stats(out_dir / shards.shard_name(k)).items():
-            summary[key] = summary.get(key, 0) + value
+            summary[key] = summary.get(key, Counter() if isinstance(value, Counter) else 0) + value
     summary["seconds"] = round(time.perf_counter() - began, 2)
     return summary
 
@@ -191,6 +195,8 @@ def format_summary(s: dict) -> str:
         parts.append(f"({s['passed']} passed, {s.get('errors', 0)} with errors)")
     elif s.get("errors"):
         parts.append(f"({s['errors']} with errors)")
+    if s.get("checks_failed"):
+        parts.append("failed checks: " + ", ".join(f"{name} {n}" for name, n in sorted(s["checks_failed"].items(), key=lambda kv: -kv[1])))
     if "train_rows" in s:
         parts.append(f"(train {s.get('train_rows', 0)}, validation {s.get('validation_rows', 0)})")
     tokens = s.get("prompt_tokens", 0) + s.get("completion_tokens", 0)

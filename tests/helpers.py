@@ -26,3 +26,29 @@ def make_trajectory(generator: str = "arithmetic", seed: int = 1, fmt: str = "co
         episode = asyncio.run(run_episode(task, ProgramPolicy(), FORMATS[fmt], env, 8))
     stage = SampleStage({"sample": {"teachers": [TEACHER]}, "run": {"seed": 0}, "endpoints": {}}, "test")
     return copy.deepcopy(stage.to_row(task, TEACHER, fmt, 0, episode))
+
+
+def rebuild_messages(row: dict) -> dict:
+    """Re-render a text-format row's messages from its steps, so a corruption of the steps stays consistent
+    between messages and steps (only the targeted check should notice it)."""
+    import json
+
+    from pipeline.formats import Action
+
+    fmt = FORMATS[row["format"]]
+    messages = row["messages"][:2]
+    for step in row["steps"]:
+        if step["action_type"] == "final_answer":
+            action = Action(step["thought"], final_answer=row["final_answer"])
+        else:
+            action = Action(step["thought"], tool=step["tool_name"], arguments=json.loads(step["tool_arguments"]))
+        messages.append(fmt.action_message(action))
+        step["message_index"] = len(messages) - 1
+        step["raw_action"] = messages[-1]["content"]
+        if step["observation"] is not None:
+            messages.append(fmt.observation_message(step["observation"], action))
+    for i, step in enumerate(row["steps"]):
+        step["index"] = i
+    row["messages"] = messages
+    row["train_mask"] = [m["role"] == "assistant" for m in messages]
+    return row

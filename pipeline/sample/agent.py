@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pipeline.formats import Action, Format
-from pipeline.tools import TOOLS, Env, Observation
+from pipeline.tools import TOOLS, Env, run_tool
 
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "llm_calls": 0, "cost_usd": 0.0}
 
@@ -46,13 +46,6 @@ def start_episode(task: dict, fmt: Format) -> Episode:
     tools = [TOOLS[name].spec() for name in task["tools"]]
     messages = [{"role": "system", "content": fmt.system_prompt(tools)}, {"role": "user", "content": task["instruction"]}]
     return Episode(task, fmt, tools, messages)
-
-
-def execute(action: Action, task: dict, env: Env) -> Observation:
-    """Run an action's tool, refusing tools the task does not offer."""
-    if action.tool not in task["tools"]:
-        return Observation(f"Error: unknown tool {action.tool!r}; available: {', '.join(task['tools'])}", error=True)
-    return TOOLS[action.tool].run(action.arguments, env)
 
 
 def _step(index: int, message_index: int, action: Action | None, turn: Turn, seconds: float) -> dict:
@@ -95,7 +88,7 @@ async def run_episode(task: dict, policy: Policy, fmt: Format, env: Env, max_ste
         if turn.action.is_final:
             episode.final_answer = turn.action.final_answer
             break
-        observation = execute(turn.action, task, env)
+        observation = run_tool(turn.action.tool, turn.action.arguments, env, allowed=task["tools"])
         step["observation"] = observation.content
         step["error"] = observation.content if observation.error else None
         step["seconds"] = round(time.perf_counter() - t0, 6)

@@ -6,12 +6,13 @@ from pipeline.tools.base import Env, Observation, Tool
 TOOLS: dict[str, Tool] = {tool.name: tool for tool in (calculator.TOOL, sql.TOOL, lookup.TOOL, convert.TOOL, date.TOOL)}
 
 
-def run_tool(name: str, arguments, env: Env) -> Observation:
-    """Run a tool by name; an unknown name is an error observation, like any other bad action."""
-    tool = TOOLS.get(name)
-    if tool is None:
-        return Observation(f"Error: unknown tool {name!r}; available: {', '.join(sorted(TOOLS))}", error=True)
-    return tool.run(arguments, env)
+def run_tool(name: str, arguments, env: Env, allowed: list[str] | None = None) -> Observation:
+    """Run a tool by name, if it is one of `allowed` (default: any registered tool); an unknown or
+    disallowed name is an error observation, like any other bad action."""
+    offered = list(allowed) if allowed is not None else sorted(TOOLS)
+    if name not in offered or name not in TOOLS:
+        return Observation(f"Error: unknown tool {name!r}; available: {', '.join(offered)}", error=True)
+    return TOOLS[name].run(arguments, env)
 
 
 def specs(names: list[str]) -> list[dict]:

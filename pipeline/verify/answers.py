@@ -24,9 +24,34 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def match_one(predicted: str, expected, tolerance: float | None) -> bool:
+def number_in_unit(text: str, unit: str) -> float | None:
+    """The quantity in `text` expressed in `unit` ('46.6 miles' -> 75.0 for 'km'); None when `text` names no
+    unit pint knows; NaN when it names a unit of another dimension."""
+    from pipeline.tools.convert import registry
+
+    match = _NUMBER.search(text.replace("$", ""))
+    rest = text[match.end():].strip().rstrip(".") if match else ""
+    if not match or not rest:
+        return None
+    import pint
+
+    try:
+        quantity = registry().Quantity(float(match.group(0).replace(",", "")), rest)
+    except (pint.errors.PintError, ValueError, AttributeError, TypeError, AssertionError):
+        return None
+    try:
+        return quantity.to(unit).magnitude
+    except pint.errors.DimensionalityError:
+        return float("nan")
+    except pint.errors.PintError:
+        return None
+
+
+def match_one(predicted: str, expected, tolerance: float | None, unit: str | None = None) -> bool:
     if _is_number(expected):
-        number = first_number(predicted)
+        number = number_in_unit(predicted, unit) if unit else None
+        if number is None:
+            number = first_number(predicted)
         if number is None:
             return False
         allowed = max(tolerance or 0.0, DEFAULT_RELATIVE_TOLERANCE * max(1.0, abs(expected)))
@@ -37,19 +62,19 @@ def match_one(predicted: str, expected, tolerance: float | None) -> bool:
 def answers_match(predicted: str | None, ground_truth: dict) -> tuple[bool, str]:
     """(matches, detail) for a final answer against `ground_truth['answer']`."""
     expected = ground_truth.get("answer")
-    tolerance = ground_truth.get("tolerance")
+    tolerance, unit = ground_truth.get("tolerance"), ground_truth.get("unit")
     if predicted is None or not predicted.strip():
         return False, "no final answer"
     if isinstance(expected, list):
         remaining = [p for p in _LIST_SPLIT.split(normalize_text(predicted)) if p]
         for item in expected:
-            hit = next((p for p in remaining if match_one(p, item, tolerance)), None)
+            hit = next((p for p in remaining if match_one(p, item, tolerance, unit)), None)
             if hit is None:
                 return False, f"expected item {item!r} not found in {predicted!r}"
             remaining.remove(hit)
         if remaining:
             return False, f"unexpected extra items {remaining!r}"
         return True, "all items match"
-    if match_one(predicted, expected, tolerance):
+    if match_one(predicted, expected, tolerance, unit):
         return True, f"{predicted!r} matches {expected!r}"
     return False, f"expected {expected!r}, got {predicted!r}"

@@ -1,80 +1,90 @@
-"""Program checks. A check is a plain function of a trajectory row returning {name, passed, detail}.
-A new check is one function plus one registry line."""
+"""Program checks. A check is a plain function `(row, options) -> {name, passed, detail}`; `options` are the
+check's settings from the config (`verify.checks[i].options`). A new check is one function plus one registry
+line, and its options' defaults in DEFAULT_OPTIONS."""
 
 from pipeline import schema
-from pipeline.formats import FORMATS, FormatError
+from pipeline.tools.base import DEFAULT_MAX_OBSERVATION_CHARS
+from pipeline.verify import content, replay
+from pipeline.verify.agreement import disagreement
 from pipeline.verify.answers import answers_match
+
+DEFAULT_OPTIONS = {
+    "replay": {"max_observation_chars": DEFAULT_MAX_OBSERVATION_CHARS},
+    "loops": {"max_consecutive": 1, "max_total": 2},
+    "limits": {"max_steps": 20, "max_chars": 32000, "max_message_chars": 8000},
+    "secrets": {"env": ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]},
+}
 
 
 def result(name: str, passed: bool, detail: str | None = None) -> dict:
     return {"name": name, "passed": bool(passed), "detail": detail}
 
 
-def check_schema(row: dict) -> dict:
+def _from_problem(name: str, problem: str | None, ok: str) -> dict:
+    return result(name, problem is None, problem or ok)
+
+
+def check_schema(row: dict, options: dict) -> dict:
     problems = schema.errors("trajectory", row)
     return result("schema", not problems, "; ".join(problems[:3]) if problems else "valid")
 
 
-def _agreement_problem(row: dict) -> str | None:
-    """The first way `messages` and `steps` disagree, or None."""
-    messages, steps = row["messages"], row["steps"]
-    fmt = FORMATS.get(row["format"])
-    if fmt is None:
-        return f"unknown format {row['format']!r}"
-    if len(row["train_mask"]) != len(messages):
-        return f"train_mask has {len(row['train_mask'])} entries for {len(messages)} messages"
-    assistant = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
-    pointed = [s["message_index"] for s in steps]
-    if pointed != assistant:
-        return f"steps point at messages {pointed}, assistant messages are {assistant}"
-    for position, step in enumerate(steps):
-        if step["index"] != position:
-            return f"step {position} has index {step['index']}"
-        message = messages[step["message_index"]]
-        try:
-            action = fmt.parse_message(message)
-        except FormatError as exc:
-            if step["error"] and step["tool_name"] is None:
-                continue  # an unparseable reply, recorded as such
-            return f"step {position}: message does not parse ({exc})"
-        if step["action_type"] == "final_answer":
-            if not action.is_final or action.final_answer != row["final_answer"] or position != len(steps) - 1:
-                return f"step {position}: final answer disagrees with the message or is not the last step"
-            continue
-        if action.is_final or action.tool != step["tool_name"] or action.arguments_json() != step["tool_arguments"]:
-            return f"step {position}: action in message ({action.tool} {action.arguments_json()}) != step ({step['tool_name']} {step['tool_arguments']})"
-        if (action.thought or None) != (step["thought"] or None):
-            return f"step {position}: thought differs from the message"
-        following = messages[step["message_index"] + 1] if step["message_index"] + 1 < len(messages) else None
-        if step["observation"] is None:
-            if following is not None and following.get("role") != "assistant":
-                return f"step {position}: message after the action is not accounted for by a step"
-        elif following != fmt.observation_message(step["observation"], action):
-            return f"step {position}: observation message differs from the step's observation"
-    return None
+def check_messages_steps(row: dict, options: dict) -> dict:
+    return _from_problem("messages_steps", disagreement(row), "messages and steps agree")
 
 
-def check_messages_steps(row: dict) -> dict:
-    problem = _agreement_problem(row)
-    return result("messages_steps", problem is None, problem or "messages and steps agree")
+def check_tool_calls(row: dict, options: dict) -> dict:
+    return _from_problem("tool_calls", replay.tool_call_problem(row), "every call names an available tool with valid arguments")
 
 
-def check_final_answer(row: dict) -> dict:
+def check_replay(row: dict, options: dict) -> dict:
+    return _from_problem("replay", replay.replay_problem(row, options["max_observation_chars"]), "every observation reproduced")
+
+
+def check_final_answer(row: dict, options: dict) -> dict:
     answer = row.get("final_answer")
     present = isinstance(answer, str) and answer.strip() != ""
     return result("final_answer", present, "present" if present else (row.get("error") or "no final answer"))
 
 
-def check_answer(row: dict) -> dict:
+def check_answer(row: dict, options: dict) -> dict:
     if not row.get("ground_truth"):
         return result("answer", True, "no ground truth to compare with")
     ok, detail = answers_match(row.get("final_answer"), row["ground_truth"])
     return result("answer", ok, detail)
 
 
+def check_loops(row: dict, options: dict) -> dict:
+    return _from_problem("loops", content.loop_problem(row, options["max_consecutive"], options["max_total"]), "no repeated actions")
+
+
+def check_limits(row: dict, options: dict) -> dict:
+    problem = content.limits_problem(row, options["max_steps"], options["max_chars"], options["max_message_chars"])
+    return _from_problem("limits", problem, "within step and length limits")
+
+
+def check_secrets(row: dict, options: dict) -> dict:
+    return _from_problem("secrets", content.secret_problem(row, options["values"]), "no secrets")
+
+
+def check_refusal(row: dict, options: dict) -> dict:
+    return _from_problem("refusal", content.refusal_problem(row), "no refusal")
+
+
+def check_format_junk(row: dict, options: dict) -> dict:
+    return _from_problem("format_junk", content.junk_problem(row), "clean")
+
+
 CHECKS = {
     "schema": check_schema,
     "messages_steps": check_messages_steps,
+    "tool_calls": check_tool_calls,
+    "replay": check_replay,
     "final_answer": check_final_answer,
     "answer": check_answer,
+    "loops": check_loops,
+    "limits": check_limits,
+    "secrets": check_secrets,
+    "refusal": check_refusal,
+    "format_junk": check_format_junk,
 }

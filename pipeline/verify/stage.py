@@ -3,7 +3,17 @@
 score = fraction of checks passed; passed = every hard check passed and score >= verify.min_score.
 """
 
-from pipeline.verify.checks import CHECKS, result
+from pipeline.verify import content
+from pipeline.verify.checks import CHECKS, DEFAULT_OPTIONS, result
+
+
+def check_options(config, spec: dict) -> dict:
+    """A check's options: its defaults, then the config's; `secrets` also learns the endpoints' key variables."""
+    options = {**DEFAULT_OPTIONS.get(spec["name"], {}), **spec.get("options", {})}
+    if spec["name"] == "secrets":
+        names = list(options["env"]) + [p["api_key_env"] for p in config["endpoints"].values() if p.get("api_key_env")]
+        options["values"] = content.secret_values(names)  # held in memory for this process only
+    return options
 
 
 class VerifyStage:
@@ -11,15 +21,15 @@ class VerifyStage:
     output_kind = "trajectory"
 
     def __init__(self, config, stage_hash: str):
-        self.checks = config["verify"]["checks"]
+        self.checks = [(spec, check_options(config, spec)) for spec in config["verify"]["checks"]]
         self.min_score = config["verify"]["min_score"]
         self.stage_hash = stage_hash
 
     def verify_row(self, row: dict) -> dict:
         results, hard_failed = [], False
-        for spec in self.checks:
+        for spec, options in self.checks:
             try:
-                outcome = CHECKS[spec["name"]](row)
+                outcome = CHECKS[spec["name"]](row, options)
             except Exception as exc:  # a check that trips on a malformed row fails that row, not the shard
                 outcome = result(spec["name"], False, f"check crashed: {type(exc).__name__}: {exc}")
             results.append(outcome)

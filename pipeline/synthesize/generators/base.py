@@ -40,10 +40,13 @@ def step(thought: str, tool: str, **arguments) -> dict:
 
 
 def task(instruction: str, tools: list[str], answer, steps: list[dict], answer_template: str, difficulty: int,
-         environment: dict | None = None, final_thought: str | None = None, tolerance: float | None = None, **meta) -> dict:
+         environment: dict | None = None, final_thought: str | None = None, tolerance: float | None = None,
+         unit: str | None = None, **meta) -> dict:
     ground_truth = {"answer": answer}
     if tolerance is not None:
         ground_truth["tolerance"] = tolerance
+    if unit is not None:
+        ground_truth["unit"] = unit
     solution = {"steps": steps, "answer": answer_template}
     if final_thought:
         solution["final_thought"] = final_thought

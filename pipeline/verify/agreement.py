@@ -1,0 +1,50 @@
+"""The messages/steps agreement check: `messages` (what a model trains on) and `steps` (what filters and
+analysis read) must describe the same trajectory."""
+
+from pipeline.formats import FORMATS, FormatError
+
+
+def disagreement(row: dict) -> str | None:
+    """The first way `messages` and `steps` disagree, or None."""
+    messages, steps = row["messages"], row["steps"]
+    fmt = FORMATS.get(row["format"])
+    if fmt is None:
+        return f"unknown format {row['format']!r}"
+    if len(row["train_mask"]) != len(messages):
+        return f"train_mask has {len(row['train_mask'])} entries for {len(messages)} messages"
+    assistant = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
+    pointed = [s["message_index"] for s in steps]
+    if pointed != assistant:
+        return f"steps point at messages {pointed}, assistant messages are {assistant}"
+    for position, step in enumerate(steps):
+        if step["index"] != position:
+            return f"step {position} has index {step['index']}"
+        problem = _step_disagreement(row, fmt, position, step)
+        if problem:
+            return f"step {position}: {problem}"
+    return None
+
+
+def _step_disagreement(row: dict, fmt, position: int, step: dict) -> str | None:
+    messages = row["messages"]
+    try:
+        action = fmt.parse_message(messages[step["message_index"]])
+    except FormatError as exc:
+        if step["error"] and step["tool_name"] is None:
+            return None  # an unparseable reply, recorded as such
+        return f"message does not parse ({exc})"
+    if step["action_type"] == "final_answer":
+        if not action.is_final or action.final_answer != row["final_answer"] or position != len(row["steps"]) - 1:
+            return "final answer disagrees with the message or is not the last step"
+        return None
+    if action.is_final or action.tool != step["tool_name"] or action.arguments_json() != step["tool_arguments"]:
+        return f"action in message ({action.tool} {action.arguments_json()}) != step ({step['tool_name']} {step['tool_arguments']})"
+    if (action.thought or None) != (step["thought"] or None):
+        return "thought differs from the message"
+    following = messages[step["message_index"] + 1] if step["message_index"] + 1 < len(messages) else None
+    if step["observation"] is None:
+        if following is not None and following.get("role") != "assistant":
+            return "message after the action is not accounted for by a step"
+    elif following != fmt.observation_message(step["observation"], action):
+        return "observation message differs from the step's observation"
+    return None
