@@ -12,6 +12,7 @@ Examples:
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -267,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "httpcore", "datasets", "huggingface_hub", "filelock", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)
     except UserError as exc:

@@ -34,6 +34,8 @@ class SampleStage:
             for teacher in self.teachers:
                 if "domains" in teacher and task["domain"] not in teacher["domains"]:
                     continue
+                if teacher["policy"] == "program" and not task["solution"]:
+                    continue  # imported tasks without a solution program are for LLM teachers
                 for fmt in teacher["formats"]:
                     for k in range(teacher["samples_per_task"]):
                         yield task, teacher, fmt, k
