@@ -1,0 +1,152 @@
+"""One cgroup per sandbox, for the limits rlimits cannot give: memory for all its processes together
+(RLIMIT_AS is per process) and a process count of its own (RLIMIT_NPROC counts every process of a uid, so
+concurrent sandboxes would share it).
+
+Works with cgroup v2 (one unified hierarchy) and v1 (separate `memory` and `pids` hierarchies). Each sandbox
+group is made as a child of the cgroup this process is in, so it stays inside whatever limits the machine
+already puts on us. Where a controller cannot be used, `create` says which, and the sandbox reports itself
+weaker.
+"""
+
+import errno
+import itertools
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path("/sys/fs/cgroup")
+_counter = itertools.count()
+
+
+def _own_paths() -> dict[str, str]:
+    """Controller ('' for v2) -> this process's cgroup path, from /proc/self/cgroup."""
+    paths = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for name in controllers.split(",") if controllers else [""]:
+            paths[name] = path
+    return paths
+
+
+@dataclass
+class Cgroup:
+    dirs: list[Path]
+    version: int
+
+    @property
+    def controllers(self) -> set[str]:
+        return {"memory", "pids"} if self.version == 2 else {d.relative_to(ROOT).parts[0] for d in self.dirs}
+
+    @property
+    def procs_files(self) -> list[str]:
+        return [str(d / "cgroup.procs") for d in self.dirs]
+
+    def pids(self) -> set[int]:
+        found = set()
+        for path in self.procs_files:
+            try:
+                found |= {int(p) for p in Path(path).read_text().split()}
+            except FileNotFoundError:
+                pass
+        return found
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of this group for exceeding its memory limit."""
+        name = "memory.events" if self.version == 2 else "memory.oom_control"
+        for d in self.dirs:
+            path = d / name
+            if path.exists():
+                for line in path.read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill" and int(value) > 0:
+                        return True
+        return False
+
+    def kill(self, spare: int | None = None, timeout: float = 5.0) -> bool:
+        """SIGKILL every process in the group (but `spare`) and wait until they are gone; False on timeout."""
+        kill_file = self.dirs[0] / "cgroup.kill"
+        if spare is None and self.version == 2 and kill_file.exists():
+            kill_file.write_text("1")
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = self.pids() - {spare}
+            if not remaining:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            for pid in remaining:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.002)  # killed processes leave the group when the kernel has torn them down
+
+    def remove(self) -> None:
+        for d in self.dirs:
+            try:
+                d.rmdir()
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+
+
+def _v2_parent() -> tuple[Path | None, str]:
+    parent = ROOT / _own_paths().get("", "/").lstrip("/")
+    control = parent / "cgroup.subtree_control"
+    try:
+        enabled = set(control.read_text().split())
+        missing = {"memory", "pids"} - enabled
+        if missing:
+            control.write_text(" ".join(f"+{c}" for c in sorted(missing)))
+    except OSError as exc:
+        return None, f"cannot enable memory and pids controllers in {parent} ({exc.strerror})"
+    return parent, ""
+
+
+def _make(parent: Path, name: str, settings: dict[str, int]) -> Path:
+    group = parent / name
+    group.mkdir()
+    try:
+        for key, value in settings.items():
+            path = group / key
+            if path.exists():
+                path.write_text(str(value))
+    except OSError:
+        group.rmdir()
+        raise
+    return group
+
+
+def create(memory_bytes: int, max_processes: int) -> tuple[Cgroup | None, dict[str, str]]:
+    """A new group with the limits set (or None), and for each of "memory" and "pids" it cannot limit, why."""
+    name = f"trajforge-{os.getpid()}-{next(_counter)}"
+    try:
+        if (ROOT / "cgroup.controllers").exists():
+            parent, problem = _v2_parent()
+            if parent is None:
+                return None, {"memory": problem, "pids": problem}
+            group = _make(parent, name, {"memory.max": memory_bytes, "memory.swap.max": 0, "pids.max": max_processes})
+            return Cgroup([group], 2), {}
+        return _create_v1(name, memory_bytes, max_processes)
+    except OSError as exc:
+        problem = f"{exc.strerror or exc} ({exc.filename or ROOT})"
+        return None, {"memory": problem, "pids": problem}
+
+
+def _create_v1(name: str, memory_bytes: int, max_processes: int) -> tuple[Cgroup | None, dict[str, str]]:
+    own = _own_paths()
+    dirs, missing = [], {}
+    memory = {"memory.limit_in_bytes": memory_bytes, "memory.memsw.limit_in_bytes": memory_bytes}  # memsw: no swap
+    try:
+        for controller, settings in (("memory", memory), ("pids", {"pids.max": max_processes})):
+            base = ROOT / controller
+            if controller not in own or not base.is_dir():
+                missing[controller] = "controller not mounted"
+                continue
+            dirs.append(_make(base / own[controller].lstrip("/"), name, settings))
+    except OSError:
+        Cgroup(dirs, 1).remove()
+        raise
+    return (Cgroup(dirs, 1) if dirs else None), missing

@@ -1,0 +1,187 @@
+"""How this machine can isolate a sandbox, decided once per process, and the command that starts one.
+
+Preferred: bubblewrap (`bwrap`) started with an empty environment, making new pid, network, ipc and uts
+namespaces, a root file system holding only read-only binds of /usr and the Python installation, a new /proc,
+a minimal /dev, a small private /tmp and a private workdir (both tmpfs), and a seccomp filter; inside it
+`setpriv` drops to uid/gid 65534 with no capabilities and no_new_privs, and `setarch -R` turns address
+randomisation off so object addresses in reprs replay identically. Where bwrap is missing or cannot run, the
+fallback runs the interpreter with rlimits, a private workdir and (as root) the nobody uid, and says loudly,
+in the log and in each row's metadata, what it does not block.
+"""
+
+import functools
+import logging
+import os
+import platform
+import shutil
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.tools import seccomp
+
+log = logging.getLogger("trajforge.sandbox")
+
+NOBODY = 65534
+WORKDIR = "/workspace"
+SERVER_SOURCE = (Path(__file__).with_name("sandbox_server.py")).read_text()
+# What a fallback sandbox cannot do, by name (the names go into row metadata).
+FALLBACK_MISSING = ("filesystem_view", "network", "pid_namespace", "seccomp")
+ENVIRONMENT = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONIOENCODING": "utf-8",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "MPLBACKEND": "Agg",
+}
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """The mechanism sandboxes use here and what, compared with the full design, they lack."""
+
+    mechanism: str  # "bwrap" or "rlimits"
+    missing: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def weaker(self) -> bool:
+        return bool(self.missing)
+
+    def report(self) -> dict:
+        """For row metadata."""
+        return {"mechanism": self.mechanism, "isolation": "weaker" if self.weaker else "full", "missing": list(self.missing)}
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _interpreter_paths() -> list[str]:
+    """Directories the interpreter needs: its installation, the virtual environment, their real locations."""
+    paths = []
+    for path in (sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))):
+        for candidate in (path, os.path.realpath(path)):
+            if not candidate.startswith("/usr/") and not any(candidate == p or candidate.startswith(p + "/") for p in paths):
+                paths.append(candidate)
+    return paths
+
+
+def site_packages() -> list[str]:
+    return sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+
+
+def python_command() -> list[str]:
+    flags = ["-s", "-S"] + (["-P"] if sys.version_info >= (3, 11) else [])
+    return [sys.executable, *flags, "-c", SERVER_SOURCE]
+
+
+def drop_privileges() -> list[str]:
+    setpriv = shutil.which("setpriv")
+    if not _is_root() or not setpriv:
+        return []
+    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--no-new-privs",
+            "--inh-caps=-all", "--bounding-set=-all"]
+
+
+def no_aslr() -> list[str]:
+    setarch = shutil.which("setarch")
+    return [setarch, "-R"] if setarch else []
+
+
+def bwrap_command(seccomp_fd: int | None, tmp_bytes: int, work_bytes: int) -> list[str]:
+    """bwrap and its arguments up to (not including) the command it runs."""
+    args = [shutil.which("bwrap") or "bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--hostname", "sandbox", "--die-with-parent", "--new-session"]
+    if not _is_root():
+        args += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for name in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime"):
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    made = set()
+    for path in _interpreter_paths():
+        # bwrap makes missing parents mode 0700, which uid 65534 could not traverse.
+        for parent in reversed(Path(path).parents):
+            if str(parent) != "/" and str(parent) not in made:
+                made.add(str(parent))
+                args += ["--perms", "0755", "--dir", str(parent)]
+        args += ["--ro-bind", path, path]
+        made.add(path)
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
+             "--perms", "0777", "--size", str(work_bytes), "--tmpfs", WORKDIR, "--chdir", WORKDIR]
+    for key, value in {**ENVIRONMENT, "HOME": WORKDIR, "TMPDIR": "/tmp"}.items():
+        args += ["--setenv", key, value]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
+    return args + ["--"]
+
+
+def _probe_bwrap() -> str | None:
+    """None when a bwrap sandbox starts and runs code here, else why not."""
+    from pipeline.tools.sandbox import Limits, Sandbox  # the probe is a real sandbox
+
+    if not shutil.which("bwrap"):
+        return "bwrap is not installed (Debian: apt-get install bubblewrap)"
+    with Sandbox(Limits(timeout_seconds=20), Isolation("bwrap")) as box:
+        result = box.run("6 * 7")
+    if result.value != "42":
+        return f"bwrap sandbox does not run here: {result.failure or result.error}"
+    return None
+
+
+def cgroup_missing() -> tuple[list[str], list[str]]:
+    """Which cgroup limits sandboxes cannot have here (names for row metadata), and why."""
+    from pipeline.tools import cgroups
+
+    group, problems = cgroups.create(64 << 20, 8)
+    if group is not None:
+        group.remove()
+    return [f"cgroup_{c}" for c in sorted(problems)], [f"cgroup {c}: {why}" for c, why in sorted(problems.items())]
+
+
+def fallback_isolation(reason: str) -> Isolation:
+    missing, reasons = list(FALLBACK_MISSING), [reason]
+    if not _is_root() or not shutil.which("setpriv"):
+        missing.append("unprivileged_uid")
+        reasons.append("not root: the code runs as this user" if not _is_root() else "setpriv is missing")
+    elif not _nobody_can_run_python():
+        missing.append("unprivileged_uid")
+        reasons.append(f"uid {NOBODY} cannot reach {sys.executable}: the code runs as root")
+    cgroup_gaps, cgroup_reasons = cgroup_missing()
+    return Isolation("rlimits", tuple(missing + cgroup_gaps), tuple(reasons + cgroup_reasons))
+
+
+def _nobody_can_run_python() -> bool:
+    """Whether every directory above the interpreter is searchable by others (a pyenv under /root is not)."""
+    return all(os.stat(p).st_mode & 0o001 for path in _interpreter_paths() for p in [path, *Path(path).parents])
+
+
+@functools.lru_cache(maxsize=1)
+def detect() -> Isolation:
+    problem = _probe_bwrap()
+    if problem is None:
+        gaps, reasons = cgroup_missing()
+        if not seccomp.supported():
+            gaps, reasons = ["seccomp", *gaps], [f"no seccomp filter for {platform.machine()}", *reasons]
+        isolation = Isolation("bwrap", tuple(gaps), tuple(reasons))
+    else:
+        isolation = fallback_isolation(problem)
+    if isolation.weaker:
+        log.warning("SANDBOX IS WEAKER THAN DESIGNED (%s): code is not isolated from %s. Reasons: %s",
+                    isolation.mechanism, ", ".join(isolation.missing), "; ".join(isolation.reasons))
+    return isolation
+
+
+def seccomp_program() -> bytes | None:
+    return seccomp.program() if seccomp.supported() else None
