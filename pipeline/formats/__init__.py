@@ -1,8 +1,8 @@
 """The format registry: names used in configs -> Format."""
 
-from pipeline.formats import cota, react
+from pipeline.formats import codeact, cota, react
 from pipeline.formats.base import Action, Format, FormatError
 
-FORMATS: dict[str, Format] = {f.name: f for f in (react.FORMAT, cota.FORMAT)}
+FORMATS: dict[str, Format] = {f.name: f for f in (react.FORMAT, cota.FORMAT, codeact.FORMAT)}
 
 __all__ = ["FORMATS", "Action", "Format", "FormatError"]

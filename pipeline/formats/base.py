@@ -35,11 +35,16 @@ class Action:
 
 @dataclass(frozen=True)
 class Format:
+    """`action_type` is what the steps record for a non-final action (`tool_call`, or `code` for CodeAct);
+    `plan_action` turns a tool call of a solution program into this format's action (CodeAct writes it as code)."""
+
     name: str
     system_prompt: Callable[[list[dict]], str]
     action_message: Callable[[Action], dict]
     observation_message: Callable[[str, Action], dict]
     parse_message: Callable[[dict], Action]
+    action_type: str = "tool_call"
+    plan_action: Callable[[Action], Action] = lambda action: action
 
 
 def describe_tools(tools: list[dict]) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pipeline.formats import Action, Format
-from pipeline.tools import TOOLS, Env, run_tool
+from pipeline.tools import TOOLS, Env, run_action
 
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "llm_calls": 0, "cost_usd": 0.0}
 
@@ -48,12 +48,12 @@ def start_episode(task: dict, fmt: Format) -> Episode:
     return Episode(task, fmt, tools, messages)
 
 
-def _step(index: int, message_index: int, action: Action | None, turn: Turn, seconds: float) -> dict:
+def _step(index: int, message_index: int, action: Action | None, turn: Turn, seconds: float, fmt: Format) -> dict:
     return {
         "index": index,
         "message_index": message_index,
         "tool_call_id": action.tool_call_id if action else None,
-        "action_type": "final_answer" if action and action.is_final else "tool_call",
+        "action_type": "final_answer" if action and action.is_final else fmt.action_type,
         "thought": action.thought if action else None,
         "tool_name": action.tool if action else None,
         "tool_arguments": action.arguments_json() if action and not action.is_final else None,
@@ -80,7 +80,7 @@ async def run_episode(task: dict, policy: Policy, fmt: Format, env: Env, max_ste
         turn = await policy.next_turn(episode)
         _add_usage(episode.usage, turn.usage)
         episode.messages.append(turn.message)
-        step = _step(index, len(episode.messages) - 1, turn.action, turn, time.perf_counter() - t0)
+        step = _step(index, len(episode.messages) - 1, turn.action, turn, time.perf_counter() - t0, fmt)
         episode.steps.append(step)
         if turn.action is None:
             episode.error = f"step {index}: {turn.error}"
@@ -88,7 +88,7 @@ async def run_episode(task: dict, policy: Policy, fmt: Format, env: Env, max_ste
         if turn.action.is_final:
             episode.final_answer = turn.action.final_answer
             break
-        observation = run_tool(turn.action.tool, turn.action.arguments, env, allowed=task["tools"])
+        observation = run_action(fmt.action_type, turn.action.tool, turn.action.arguments, env, task["tools"])
         step["observation"] = observation.content
         step["error"] = observation.content if observation.error else None
         step["seconds"] = round(time.perf_counter() - t0, 6)

@@ -39,6 +39,7 @@ class ProgramPolicy:
         if index < len(solution["steps"]):
             planned = solution["steps"][index]
             action = Action(fill(planned["thought"], seen), tool=planned["tool"], arguments=fill_arguments(planned["arguments"], seen))
+            action = episode.fmt.plan_action(action)
         else:
             thought = fill(solution.get("final_thought") or "I have everything I need.", seen)
             action = Action(thought, final_answer=fill(solution["answer"], seen))

@@ -8,7 +8,8 @@ from pipeline.formats import FORMATS
 from pipeline.jsonutil import content_hash
 from pipeline.sample.agent import Episode, run_episode
 from pipeline.sample.policies import ProgramPolicy
-from pipeline.tools import Env
+from pipeline.tools import Env, final_state
+from pipeline.tools.python import sandbox_report
 
 # Formats whose system prompt already describes the tools: their rows carry tools=null, so a chat template
 # does not render the tools a second time.
@@ -46,9 +47,16 @@ class SampleStage:
 
     async def sample_one(self, task: dict, teacher: dict, fmt_name: str, k: int) -> dict:
         fmt = FORMATS[fmt_name]
-        with Env(task["environment"]) as env:
+        sample = self.config["sample"]
+        with Env(task["environment"], sample["max_observation_chars"], sample["sandbox"]) as env:
             episode = await run_episode(task, self.policy(teacher), fmt, env, teacher["max_steps"])
-        return self.to_row(task, teacher, fmt_name, k, episode)
+            state = final_state(env)
+        row = self.to_row(task, teacher, fmt_name, k, episode)
+        if state:
+            row["meta"]["final_state"] = state
+        if fmt.action_type == "code" or "python" in task["tools"]:
+            row["meta"]["sandbox"] = sandbox_report()
+        return row
 
     async def process(self, tasks: list[dict], progress) -> list[dict]:
         async def one(job):

@@ -32,15 +32,22 @@ class Env:
     (a SQLite database, a document index, a sandbox) and the episode closes them all at the end.
     """
 
-    def __init__(self, spec: dict | None = None, max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS):
+    def __init__(self, spec: dict | None = None, max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
+                 sandbox_limits: dict | None = None):
         self.spec = spec or {}
         self.max_observation_chars = max_observation_chars
+        self.sandbox_limits = sandbox_limits or {}
         self._resources: dict = {}
 
     def resource(self, key: str, build: Callable[["Env"], object]):
         if key not in self._resources:
             self._resources[key] = build(self)
         return self._resources[key]
+
+    def snapshot(self) -> dict:
+        """The state of the episode's stateful resources (those with a `snapshot()`), as plain JSON, keyed like
+        the environment spec: what verification compares with a task's `ground_truth.final_state`."""
+        return {key: value.snapshot() for key, value in sorted(self._resources.items()) if callable(getattr(value, "snapshot", None))}
 
     def close(self) -> None:
         for value in self._resources.values():
@@ -58,10 +65,13 @@ class Env:
 
 @dataclass(frozen=True)
 class Tool:
+    """`fn` returns the observation text, or an Observation when the tool itself decides it is an error
+    (the python tool: a traceback is an error observation with the code's output kept)."""
+
     name: str
     description: str
     parameters: dict
-    fn: Callable[[dict, Env], str] = field(repr=False)
+    fn: Callable[[dict, Env], "str | Observation"] = field(repr=False)
 
     def spec(self) -> dict:
         """The OpenAI function tool schema."""
@@ -86,6 +96,8 @@ class Tool:
             return Observation(f"Error: {exc}", error=True)
         except Exception as exc:  # a crash inside a tool is data about the action, not a reason to stop the run
             return Observation(f"Error: {self.name} failed: {type(exc).__name__}: {exc}", error=True)
+        if isinstance(content, Observation):
+            return Observation(truncate(content.content, env.max_observation_chars), content.error)
         return Observation(truncate(str(content), env.max_observation_chars))
 
 

@@ -75,6 +75,27 @@ def check_format_junk(row: dict, options: dict) -> dict:
     return _from_problem("format_junk", content.junk_problem(row), "clean")
 
 
+def check_final_state(row: dict, options: dict) -> dict:
+    """A stateful task is solved only if the environment ends in the expected state (what was done, not only said)."""
+    expected = (row.get("ground_truth") or {}).get("final_state")
+    if expected is None:
+        return result("final_state", True, "no expected final state")
+    actual = row["meta"].get("final_state")
+    if actual is None:
+        return result("final_state", False, "the row records no final state")
+    if actual != expected:
+        return result("final_state", False, f"final state differs at {_first_difference(expected, actual)}")
+    return result("final_state", True, "final state matches")
+
+
+def _first_difference(expected, actual, path: str = "") -> str:
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for key in sorted(set(expected) | set(actual)):
+            if expected.get(key) != actual.get(key):
+                return _first_difference(expected.get(key), actual.get(key), f"{path}.{key}" if path else str(key))
+    return f"{path}: expected {expected!r}, got {actual!r}"
+
+
 CHECKS = {
     "schema": check_schema,
     "messages_steps": check_messages_steps,
@@ -87,4 +108,7 @@ CHECKS = {
     "secrets": check_secrets,
     "refusal": check_refusal,
     "format_junk": check_format_junk,
+
+
+    "final_state": check_final_state,
 }

@@ -8,7 +8,7 @@ state.
 import json
 
 from pipeline.jsonutil import canonical_json
-from pipeline.tools import TOOLS, Env, run_tool
+from pipeline.tools import TOOLS, Env, final_state, run_action
 
 ACTION_TYPES = ("tool_call", "code")
 
@@ -32,8 +32,9 @@ def tool_call_problem(row: dict) -> str | None:
         where = f"step {step['index']}"
         if step["tool_name"] is None:
             return f"{where}: the reply could not be parsed into a tool call ({step['error']})"
-        if step["tool_name"] not in TOOLS or step["tool_name"] not in allowed:
-            return f"{where}: unknown tool {step['tool_name']!r} (available: {', '.join(allowed)})"
+        offered = allowed + ["python"] if step["action_type"] == "code" else allowed  # CodeAct always runs python
+        if step["tool_name"] not in TOOLS or step["tool_name"] not in offered:
+            return f"{where}: unknown tool {step['tool_name']!r} (available: {', '.join(offered)})"
         try:
             arguments = json.loads(step["tool_arguments"] or "null")
         except json.JSONDecodeError:
@@ -60,13 +61,12 @@ def replay_problem(row: dict, max_observation_chars: int) -> str | None:
                 arguments = json.loads(step["tool_arguments"] or "null")
             except json.JSONDecodeError:
                 return f"step {step['index']}: tool_arguments is not JSON"
-            replayed = run_tool(step["tool_name"], arguments, env, allowed).content
+            replayed = run_action(step["action_type"], step["tool_name"], arguments, env, allowed).content
             if replayed != step["observation"]:
                 return f"step {step['index']}: recorded observation {_short(step['observation'])} != replayed {_short(replayed)}"
         expected = ((row.get("ground_truth") or {}).get("final_state"))
-        snapshot = getattr(env, "snapshot", None)
-        if expected is not None and snapshot is not None:
-            state = snapshot()
+        if expected is not None:
+            state = final_state(env)
             if canonical_json(state) != canonical_json(expected):
                 return f"final state after replay differs from the expected one: {_short(canonical_json(state), 200)}"
     return None

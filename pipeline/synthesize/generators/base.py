@@ -41,12 +41,15 @@ def step(thought: str, tool: str, **arguments) -> dict:
 
 def task(instruction: str, tools: list[str], answer, steps: list[dict], answer_template: str, difficulty: int,
          environment: dict | None = None, final_thought: str | None = None, tolerance: float | None = None,
-         unit: str | None = None, **meta) -> dict:
+         unit: str | None = None, final_state: dict | None = None, **meta) -> dict:
+    """`final_state`: for stateful environments, the expected `Env.snapshot()` after a correct episode."""
     ground_truth = {"answer": answer}
     if tolerance is not None:
         ground_truth["tolerance"] = tolerance
     if unit is not None:
         ground_truth["unit"] = unit
+    if final_state is not None:
+        ground_truth["final_state"] = final_state
     solution = {"steps": steps, "answer": answer_template}
     if final_thought:
         solution["final_thought"] = final_thought
