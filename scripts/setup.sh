@@ -17,6 +17,10 @@ apt_install() {  # apt_install COMMAND PACKAGE...: install Debian packages when 
   fi
 }
 
+# bubblewrap isolates the sandbox that runs model-written code (docs/tools.md); without it the sandbox falls
+# back to rlimits and says so loudly, so a failed install is a warning, not an error.
+apt_install bwrap bubblewrap || echo "setup: warning: could not install bubblewrap; the code sandbox will be weaker" >&2
+
 if [ "${1:-}" = "--test" ]; then
   apt_install slurmctld slurm-wlm munge
 fi

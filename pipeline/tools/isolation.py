@@ -177,10 +177,14 @@ def detect() -> Isolation:
         isolation = Isolation("bwrap", tuple(gaps), tuple(reasons))
     else:
         isolation = fallback_isolation(problem)
-    if isolation.weaker:
-        log.warning("SANDBOX IS WEAKER THAN DESIGNED (%s): code is not isolated from %s. Reasons: %s",
-                    isolation.mechanism, ", ".join(isolation.missing), "; ".join(isolation.reasons))
+    announce(isolation)
     return isolation
+
+
+def announce(isolation: Isolation) -> None:
+    if isolation.weaker:
+        log.warning("SANDBOX IS WEAKER THAN DESIGNED (%s): it lacks %s. Reasons: %s",
+                    isolation.mechanism, ", ".join(isolation.missing), "; ".join(isolation.reasons))
 
 
 def seccomp_program() -> bytes | None:
