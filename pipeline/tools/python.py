@@ -22,20 +22,21 @@ def sandbox_report() -> dict:
     return isolation.detect().report()
 
 
-def _stream(text: str, total_bytes: int) -> str:
+def _stream(text: str, total_bytes: int, limit: int) -> str:
+    """A stream cut to `limit` characters, saying how much the code really wrote."""
     text = text.rstrip("\n")
-    shown = len(text.encode("utf-8", "replace"))
-    if total_bytes > shown + 1:
-        text += f"\n[output truncated: {total_bytes} bytes in all]"
-    return text
+    if len(text) <= limit and total_bytes <= len(text.encode("utf-8", "replace")) + 1:
+        return text
+    note = f"\n[output truncated: the code wrote {total_bytes} bytes]"
+    return text[:max(0, limit - len(note))] + note
 
 
-def render(result: CellResult) -> Observation:
+def render(result: CellResult, limit: int) -> Observation:
     parts = []
     if result.stdout:
-        parts.append(_stream(result.stdout, result.stdout_bytes))
+        parts.append(_stream(result.stdout, result.stdout_bytes, limit))
     if result.stderr:
-        parts.append("[stderr]\n" + _stream(result.stderr, result.stderr_bytes))
+        parts.append("[stderr]\n" + _stream(result.stderr, result.stderr_bytes, limit))
     if result.error is not None:
         parts.append(result.error)
     elif result.value is not None:
@@ -59,7 +60,7 @@ def run_code(code: str, env: Env, tools: dict[str, Tool] | None = None) -> Obser
 
     sandbox = env.resource("python", interpreter)
     offered = [{"name": name, "description": tool.description} for name, tool in sorted(tools.items())]
-    observation = render(sandbox.run(code, offered, call_tool))
+    observation = render(sandbox.run(code, offered, call_tool), env.max_observation_chars)
     return Observation(truncate(observation.content, env.max_observation_chars), observation.error)
 
 
