@@ -15,6 +15,7 @@ in `isolation.py`; the limits are enforced as:
 """
 
 import json
+import marshal
 import os
 import select
 import shutil
@@ -77,7 +78,7 @@ class Sandbox:
 
     # -- starting ---------------------------------------------------------------------------------------------
 
-    def _server_config(self) -> str:
+    def _server_config(self) -> dict:
         mb = 1 << 20
         limits = self.limits
         # With a pids cgroup, RLIMIT_NPROC (shared by every sandbox of the uid) is only a backstop.
@@ -87,12 +88,12 @@ class Sandbox:
                    "RLIMIT_CORE": 0, "RLIMIT_CPU": limits.cpu_seconds * 20}
         if os.geteuid() != 0 or "unprivileged_uid" not in self.how.missing:
             rlimits["RLIMIT_NPROC"] = nproc  # per uid, and root ignores it
-        return json.dumps({"rlimits": rlimits, "site_packages": isolation.site_packages(), "seed": SEED,
-                           "output_bytes": limits.output_bytes, "parent_pid_namespace": os.stat("/proc/self/ns/pid").st_ino})
+        return {"rlimits": rlimits, "site_packages": isolation.site_packages(), "seed": SEED,
+                "output_bytes": limits.output_bytes, "parent_pid_namespace": os.stat("/proc/self/ns/pid").st_ino}
 
     def _command(self, seccomp_fd: int | None) -> tuple[list[str], dict, str | None]:
         drop = isolation.drop_privileges() if "unprivileged_uid" not in self.how.missing else []
-        inner = drop + isolation.no_aslr() + isolation.python_command() + [self._server_config()]
+        inner = drop + isolation.no_aslr() + isolation.python_command()
         if self.how.mechanism == "bwrap":
             mb = 1 << 20
             outer = isolation.bwrap_command(seccomp_fd, self.limits.workdir_mb * mb, self.limits.workdir_mb * mb)
@@ -125,6 +126,7 @@ class Sandbox:
                 os.close(read_fd)
         self._buffer = b""
         try:
+            self._send(self._server_config())
             self._receive(time.monotonic() + START_TIMEOUT_SECONDS)
         except _CellFailed as exc:
             detail = self._stderr_tail()
@@ -144,8 +146,10 @@ class Sandbox:
     # -- talking ----------------------------------------------------------------------------------------------
 
     def _send(self, message: dict) -> None:
+        """A frame: 4-byte length and the marshalled message (only ever unmarshalled inside the sandbox)."""
+        data = marshal.dumps(message)
         try:
-            self.proc.stdin.write(json.dumps(message).encode() + b"\n")
+            self.proc.stdin.write(len(data).to_bytes(4, "big") + data)
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise _CellFailed(self._death()) from None

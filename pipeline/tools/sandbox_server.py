@@ -1,66 +1,66 @@
-"""The interpreter inside the sandbox. Started as `python -s -S -c <this file's text> CONFIG`; standard
-library only, since nothing of trajforge is visible in there.
+"""The interpreter inside the sandbox. Started as `python -s -S -c <this file's text>`; standard library only,
+since nothing of trajforge is visible in there, and only built-in modules at start-up (json, ast, tempfile,
+traceback would double the start-up time; they are loaded when needed, or replaced by their C cores).
 
-Protocol: one JSON object per line. The parent sends {"code", "tools", "cpu_seconds"}; the interpreter runs the
-code and answers {"done": true, "stdout", "stdout_bytes", "stderr", "stderr_bytes", "value", "error"}. While a
-cell runs, a call to one of the task's tools (exposed as Python functions) sends {"call", "arguments"} and
-waits for {"content", "error"}. The protocol uses private duplicates of stdin/stdout: the code's own stdin is
-/dev/null and its stdout/stderr (and those of any process it starts) go to unnamed temporary files, read back
-up to `output_bytes`.
+Protocol. Parent to interpreter: frames of a 4-byte length and a `marshal`led value (the parent is trusted;
+nothing the interpreter sends is unmarshalled). The first frame is the configuration; then each request is
+{"code", "tools", "cpu_seconds"}, answered by one JSON line {"done": true, "stdout", "stdout_bytes", "stderr",
+"stderr_bytes", "value", "error"}. While a cell runs, a call to one of the task's tools (Python functions in the
+cell's namespace) sends the JSON line {"call", "arguments"} and waits for a frame {"content", "error"}. The
+channel uses private duplicates of stdin/stdout: the code's own stdin is /dev/null, and its stdout and stderr
+(and those of any process it starts) go to unnamed files, read back up to `output_bytes`.
 """
 
-import ast
+import _ast
+import _signal
+import _thread
 import builtins
-import json
-import linecache
+import marshal
 import os
-import random
 import resource
-import signal
 import sys
-import tempfile
-import threading
-import traceback
+from _json import encode_basestring_ascii as quote
 
-CONFIG = json.loads(sys.argv[1])
 SERVER_PID = os.getpid()
-SEED = CONFIG["seed"]
-LIMIT = CONFIG["output_bytes"]
 _real_import = builtins.__import__
-_numpy_seeded = False
 
 
-def set_limits() -> None:
-    for name, value in CONFIG["rlimits"].items():
-        resource.setrlimit(getattr(resource, name), (value, value))
-
-
-def seeding_import(name, *args, **kwargs):
-    """`import` that seeds numpy's global generator the first time numpy.random is loaded, so code that
-    forgets to seed still gives the same observation on replay."""
-    global _numpy_seeded
-    module = _real_import(name, *args, **kwargs)
-    if not _numpy_seeded and name.startswith("numpy"):
-        seed = getattr(sys.modules.get("numpy.random"), "seed", None)  # absent while numpy.random initialises
-        if seed is not None:
-            _numpy_seeded = True
-            seed(SEED)
-    return module
+def to_json(value) -> str:
+    """JSON for the values a tool call can carry; anything else is a TypeError for the caller."""
+    if value is None or value is True or value is False:
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, str):
+        return quote(value)
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("NaN and infinity are not JSON numbers")
+        return float.__repr__(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(to_json(v) for v in value) + "]"
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError("object keys must be strings")
+        return "{" + ",".join(quote(k) + ":" + to_json(v) for k, v in value.items()) + "}"
+    raise TypeError(f"a {type(value).__name__} is not a JSON value")
 
 
 class Channel:
     def __init__(self):
         self.reader = os.fdopen(os.dup(0), "rb")
         self.writer = os.fdopen(os.dup(1), "wb")
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
 
-    def send(self, message: dict) -> None:
-        self.writer.write(json.dumps(message).encode() + b"\n")
+    def send(self, json_text: str) -> None:
+        self.writer.write(json_text.encode() + b"\n")
         self.writer.flush()
 
-    def receive(self) -> dict | None:
-        line = self.reader.readline()
-        return json.loads(line) if line else None
+    def receive(self):
+        header = self.reader.read(4)
+        if len(header) < 4:
+            return None
+        return marshal.loads(self.reader.read(int.from_bytes(header, "big")))
 
 
 class ToolCallError(Exception):
@@ -74,9 +74,8 @@ def make_tool(channel: Channel, name: str, description: str):
         if os.getpid() != SERVER_PID:
             raise RuntimeError(f"{name}() can only be called from the main interpreter process")
         try:
-            request = {"call": name, "arguments": arguments}
-            json.dumps(request)
-        except (TypeError, ValueError) as exc:
+            request = '{"call":' + quote(name) + ',"arguments":' + to_json(arguments) + "}"
+        except (TypeError, ValueError, RecursionError) as exc:
             raise TypeError(f"{name}(): arguments must be JSON values ({exc})") from None
         with channel.lock:
             channel.send(request)
@@ -95,44 +94,95 @@ def make_tool(channel: Channel, name: str, description: str):
 class Capture:
     """stdout and stderr of a cell, at the file-descriptor level so child processes are captured too."""
 
-    def __init__(self):
-        self.files = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.fds = [self._unnamed_file(), self._unnamed_file()]
+
+    @staticmethod
+    def _unnamed_file() -> int:
+        folder = os.environ.get("TMPDIR", "/tmp")
+        try:
+            return os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600)
+        except (AttributeError, OSError):
+            path = os.path.join(folder, f".cell-{os.getpid()}-{len(os.listdir(folder))}")
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+            os.unlink(path)
+            return fd
 
     def start(self) -> None:
-        for target, handle in zip((1, 2), self.files):
-            os.ftruncate(handle.fileno(), 0)
-            os.lseek(handle.fileno(), 0, os.SEEK_SET)
-            os.dup2(handle.fileno(), target)
+        for target, fd in zip((1, 2), self.fds):
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.dup2(fd, target)
         sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)
 
-    def finish(self) -> dict:
+    def finish(self) -> str:
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except (OSError, ValueError):
                 pass
-        result = {}
-        for name, handle in zip(("stdout", "stderr"), self.files):
-            size = os.fstat(handle.fileno()).st_size
-            result[name] = os.pread(handle.fileno(), LIMIT, 0).decode("utf-8", "replace")
-            result[name + "_bytes"] = size
-        return result
+        parts = []
+        for name, fd in zip(("stdout", "stderr"), self.fds):
+            text = os.pread(fd, self.limit, 0).decode("utf-8", "replace")
+            parts.append(f'"{name}":{quote(text)},"{name}_bytes":{os.fstat(fd).st_size}')
+        return ",".join(parts)
 
 
-def run(code: str, namespace: dict):
-    """Run a cell; the value of a final expression statement is returned, as in a REPL."""
-    linecache.cache["<cell>"] = (len(code), None, code.splitlines(True), "<cell>")
-    tree = ast.parse(code, "<cell>", "exec")
-    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-    exec(compile(tree, "<cell>", "exec"), namespace)
-    if last is not None:
-        return eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace)
-    return None
+class Interpreter:
+    def __init__(self, config: dict, channel: Channel):
+        self.config = config
+        self.channel = channel
+        self.capture = Capture(config["output_bytes"])
+        self.seeded: set[str] = set()
+        self.namespace = {"__name__": "__main__", "__builtins__": builtins, "ToolCallError": ToolCallError}
+
+    def seeding_import(self, name, *args, **kwargs):
+        """`import` that seeds `random` and numpy's global generator when they are first loaded, so code that
+        forgets to seed still gives the same observation on replay."""
+        module = _real_import(name, *args, **kwargs)
+        for generator in ("random", "numpy.random"):
+            if generator not in self.seeded:
+                seed = getattr(sys.modules.get(generator), "seed", None)  # absent while the module initialises
+                if seed is not None:
+                    self.seeded.add(generator)
+                    seed(self.config["seed"])
+        return module
+
+    def run(self, code: str):
+        """Run a cell; the value of a final expression statement is returned, as in a REPL."""
+        tree = compile(code, "<cell>", "exec", _ast.PyCF_ONLY_AST)
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], _ast.Expr) else None
+        exec(compile(tree, "<cell>", "exec"), self.namespace)
+        if last is not None:
+            return eval(compile(_ast.Expression(last.value), "<cell>", "eval"), self.namespace)
+        return None
+
+    def execute(self, code: str) -> str:
+        value = error = None
+        self.capture.start()
+        try:
+            result = self.run(code)
+            if result is not None:
+                self.namespace["_"] = result
+                value = repr(result)[:self.config["output_bytes"]]
+        except BaseException as exc:  # the code's failure, whatever it is, is the observation
+            if os.getpid() != SERVER_PID:
+                os._exit(1)
+            error = format_error(exc, code)
+        if os.getpid() != SERVER_PID:  # a process the code forked has run off the end of the cell
+            os._exit(0)
+        kill_strays(self.config["parent_pid_namespace"])
+        return ('{"done":true,' + self.capture.finish() + ',"value":' + to_json(value) + ',"error":' + to_json(error) + "}")
 
 
-def format_error(exc: BaseException) -> str:
+def format_error(exc: BaseException, code: str) -> str:
     """The traceback from the cell's first frame on: the interpreter's own frames are not the code's business."""
+    import linecache
+    import traceback
+
+    linecache.cache["<cell>"] = (len(code), None, code.splitlines(True), "<cell>")
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != "<cell>":
         tb = tb.tb_next
@@ -142,27 +192,19 @@ def format_error(exc: BaseException) -> str:
 def limit_cpu(seconds: int) -> None:
     """This cell may use `seconds` more CPU seconds (SIGXCPU ends the interpreter beyond that)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
     wanted = int(usage.ru_utime + usage.ru_stime) + seconds + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted, hard))
+    resource.setrlimit(resource.RLIMIT_CPU, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
 
 
-def in_own_pid_namespace() -> bool:
-    """True only inside a pid namespace other than the parent's, as an unprivileged user: the one place where
-    kill(-1) reaches nothing but the code's own processes."""
+def kill_strays(parent_pid_namespace: int) -> None:
+    """In the sandbox's own pid namespace, as an unprivileged user, every other process the kill reaches was
+    started by the code: none outlives a cell. Anywhere else kill(-1) would reach far more, so it is not sent."""
     try:
-        return os.stat("/proc/self/ns/pid").st_ino != CONFIG["parent_pid_namespace"] and os.geteuid() != 0
-    except OSError:
-        return False
-
-
-def kill_strays() -> None:
-    """In the sandbox's own pid namespace every other process was started by the code: none outlives a cell."""
-    if not in_own_pid_namespace():
-        return
-    try:
-        os.kill(-1, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):  # nothing left to kill
+        if os.stat("/proc/self/ns/pid").st_ino == parent_pid_namespace or os.geteuid() == 0:
+            return
+        os.kill(-1, _signal.SIGKILL)
+    except (OSError, ProcessLookupError):  # nothing left to kill, or no /proc to tell
         return
     while True:
         try:
@@ -171,43 +213,24 @@ def kill_strays() -> None:
             return
 
 
-def execute(code: str, namespace: dict, capture: Capture) -> dict:
-    value = error = None
-    capture.start()
-    try:
-        result = run(code, namespace)
-        if result is not None:
-            namespace["_"] = result
-            value = repr(result)[:LIMIT]
-    except BaseException as exc:  # the code's failure, whatever it is, is the observation
-        if os.getpid() != SERVER_PID:
-            os._exit(1)
-        error = format_error(exc)
-    if os.getpid() != SERVER_PID:  # a process the code forked has run off the end of the cell
-        os._exit(0)
-    kill_strays()
-    return {"done": True, **capture.finish(), "value": value, "error": error}
-
-
 def main() -> None:
-    set_limits()
     channel = Channel()
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    capture = Capture()
-    random.seed(SEED)
-    builtins.__import__ = seeding_import
-    sys.path.extend(CONFIG["site_packages"])
-    namespace = {"__name__": "__main__", "__builtins__": builtins, "ToolCallError": ToolCallError}
-    channel.send({"ready": True})
+    config = channel.receive()
+    for name, value in config["rlimits"].items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    interpreter = Interpreter(config, channel)
+    builtins.__import__ = interpreter.seeding_import
+    sys.path.extend(config["site_packages"])
+    channel.send('{"ready":true}')
     while True:
         request = channel.receive()
         if request is None:
             return
         for tool in request["tools"]:
-            namespace[tool["name"]] = make_tool(channel, tool["name"], tool["description"])
+            interpreter.namespace[tool["name"]] = make_tool(channel, tool["name"], tool["description"])
         limit_cpu(request["cpu_seconds"])
-        channel.send(execute(request["code"], namespace, capture))
+        channel.send(interpreter.execute(request["code"]))
 
 
 main()
