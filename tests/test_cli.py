@@ -52,7 +52,7 @@ def test_show_renders_thought_action_observation_and_checks(tmp_path, write_conf
 def test_shard_option_processes_only_its_shards(tmp_path, write_config):
     from tests.conftest import small_config
 
-    config = write_config(small_config())  # 24 tasks, 5 per shard -> 5 shards
+    config = write_config(small_config(python_compute=0, doc_search=0, store_refunds=0))  # 24 tasks, 5 per shard -> 5 shards
     run_cli("synthesize", config, "--run-dir", tmp_path / "run", "--shard", "1/2", check=True)
     written = sorted(p.name for p in (tmp_path / "run" / "tasks").glob("part-*.parquet"))
     assert written == ["part-00001.parquet", "part-00003.parquet"]

@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import schema
+from pipeline.synthesize.generators import GENERATORS
 from tests.conftest import run_cli, small_config
 
 
@@ -23,11 +24,12 @@ def finished_run(tmp_path_factory):
 
 def test_dataset_loads_with_datasets_and_has_every_domain(finished_run):
     folder, _, _ = finished_run
-    ds = datasets.load_dataset(str(folder / "run" / "dataset"))
+    # A private cache: datasets' shared cache can hand back another run's "dataset" folder.
+    ds = datasets.load_dataset(str(folder / "run" / "dataset"), cache_dir=str(folder / "hf-cache"))
     assert set(ds) == {"train", "validation"}
     rows = list(ds["train"]) + list(ds["validation"])
     assert len(rows) >= 40
-    assert {r["domain"] for r in rows} == {"arithmetic", "sql", "units_dates", "kb_multihop"}
+    assert {r["domain"] for r in rows} == {GENERATORS[g["name"]].domain for g in small_config()["synthesize"]["generators"]}
     first = rows[0]
     assert isinstance(first["messages"][0], dict) and first["messages"][0]["role"] == "system"
     assert isinstance(first["ground_truth"], dict)
@@ -69,12 +71,20 @@ def test_same_config_in_another_directory_gives_identical_ids(finished_run, tmp_
         assert a == b
 
 
+def expected_trajectories(config: dict) -> int:
+    """Tasks times formats, for each teacher over the domains it is limited to."""
+    tasks = [(GENERATORS[g["name"]].domain, g["count"]) for g in config["synthesize"]["generators"]]
+    return sum(len(t["formats"]) * count for t in config["sample"]["teachers"] for domain, count in tasks
+               if domain in t.get("domains", [domain]))
+
+
 def test_summary_lines_report_counts(finished_run):
     _, _, first = finished_run
     verify_line = next(l for l in first.stdout.splitlines() if l.startswith("verify:"))
-    assert "48 rows in -> 48 out (48 passed, 0 with errors)" in verify_line
+    rows = expected_trajectories(small_config())
+    assert f"{rows} rows in -> {rows} out ({rows} passed, 0 with errors)" in verify_line
     report = json.loads((finished_run[0] / "run" / "report.json").read_text())
-    assert report["stages"]["sample"]["rows_out"] == 48
+    assert report["stages"]["sample"]["rows_out"] == rows
 
 
 def test_changed_config_is_refused_with_the_differing_keys(finished_run):
