@@ -150,12 +150,18 @@ print(ready, killed)"""
         assert ready < 6 and killed >= 1, result
 
 
-def test_an_infinite_loop_is_stopped_and_the_next_cell_gets_a_fresh_interpreter(box):
-    box.run("marker = 1")
-    result = box.run("while True:\n    pass")
-    assert "timed out" in result.failure or "CPU time" in result.failure, result
-    after = box.run("'marker' in globals()")
-    assert after.value == "False"
+def test_an_infinite_loop_is_stopped_and_the_next_cell_gets_a_fresh_interpreter():
+    with Sandbox(Limits(timeout_seconds=1, cpu_seconds=5)) as box:
+        box.run("marker = 1")
+        result = box.run("while True:\n    pass")
+        assert result.failure.startswith("execution timed out after 1 s (wall clock)"), result
+        assert box.run("'marker' in globals()").value == "False"
+
+
+def test_a_cpu_hog_within_the_wall_clock_hits_the_cpu_limit():
+    with Sandbox(Limits(timeout_seconds=10, cpu_seconds=1)) as box:
+        result = box.run("while True:\n    pass")
+    assert result.failure.startswith("the interpreter exceeded its CPU time limit (1 s)"), result
 
 
 def test_a_huge_file_write_is_capped(box):
@@ -190,6 +196,15 @@ def test_flooded_output_is_cut_inside_and_reported(box):
     assert len(result.stdout) == LIMITS.output_bytes and result.stdout_bytes == LIMITS.file_size_mb << 20
     assert result.error.endswith("File too large"), result.error
     assert box.run("print('after'); 1").stdout == "after\n"
+
+
+@pytest.mark.parametrize("forged", [b"garbage\n", b'{"call": "anything"}\n'])
+def test_forging_messages_on_the_control_channel_resets_the_sandbox(box, forged):
+    box.run("secret = 1")
+    code = f"import os\nfor fd in range(3, 12):\n    try:\n        os.write(fd, {forged!r})\n    except OSError:\n        pass"
+    result = box.run(code)
+    assert "control channel" in result.failure, result
+    assert box.run("'secret' in globals()").value == "False"
 
 
 def test_seccomp_refuses_new_namespaces_and_inet_sockets(box):

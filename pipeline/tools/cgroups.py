@@ -10,6 +10,7 @@ weaker.
 
 import errno
 import itertools
+import logging
 import os
 import signal
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
+log = logging.getLogger("trajforge.sandbox")
 _counter = itertools.count()
 
 
@@ -84,12 +86,13 @@ class Cgroup:
             time.sleep(0.002)  # killed processes leave the group when the kernel has torn them down
 
     def remove(self) -> None:
+        """Remove the group; one that still holds a process (it would not die) is left, with a warning."""
         for d in self.dirs:
             try:
                 d.rmdir()
             except OSError as exc:
                 if exc.errno != errno.ENOENT:
-                    raise
+                    log.warning("could not remove cgroup %s: %s", d, exc.strerror)
 
 
 def _v2_parent() -> tuple[Path | None, str]:

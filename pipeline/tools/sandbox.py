@@ -81,13 +81,13 @@ class Sandbox:
     def _server_config(self) -> dict:
         mb = 1 << 20
         limits = self.limits
-        # With a pids cgroup, RLIMIT_NPROC (shared by every sandbox of the uid) is only a backstop.
-        has_pids = self.cgroup is not None and "pids" in self.cgroup.controllers
-        nproc = limits.max_processes * 8 if has_pids else limits.max_processes
         rlimits = {"RLIMIT_AS": limits.memory_mb * mb, "RLIMIT_FSIZE": limits.file_size_mb * mb, "RLIMIT_NOFILE": 256,
                    "RLIMIT_CORE": 0, "RLIMIT_CPU": limits.cpu_seconds * 20}
-        if os.geteuid() != 0 or "unprivileged_uid" not in self.how.missing:
-            rlimits["RLIMIT_NPROC"] = nproc  # per uid, and root ignores it
+        if self.cgroup is None or "pids" not in self.cgroup.controllers:
+            # Without a pids cgroup, RLIMIT_NPROC is the only bound on processes. It counts every process of the
+            # uid (other sandboxes too, or the user's own processes when there is no uid to drop to).
+            dropped = os.geteuid() == 0 and "unprivileged_uid" not in self.how.missing
+            rlimits["RLIMIT_NPROC"] = limits.max_processes + (0 if dropped else _processes_of(os.getuid()))
         return {"rlimits": rlimits, "site_packages": isolation.site_packages(), "seed": SEED,
                 "output_bytes": limits.output_bytes, "parent_pid_namespace": os.stat("/proc/self/ns/pid").st_ino}
 
@@ -121,6 +121,9 @@ class Sandbox:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                          env=env, cwd=cwd, start_new_session=True, umask=0o077,
                                          pass_fds=(read_fd,) if read_fd is not None else ())
+        except OSError as exc:
+            self._stop()
+            raise _CellFailed(f"the sandbox did not start: {exc}") from None
         finally:
             if read_fd is not None:
                 os.close(read_fd)
@@ -205,7 +208,10 @@ class Sandbox:
                 message = self._receive(deadline)
                 if message.get("done"):
                     break
-                content, is_error = call_tool(message["call"], message["arguments"]) if call_tool else ("no tools here", True)
+                name, arguments = message.get("call"), message.get("arguments")
+                if not isinstance(name, str) or not isinstance(arguments, dict):
+                    raise _CellFailed("the interpreter sent a malformed message (the code wrote to the sandbox's control channel)")
+                content, is_error = call_tool(name, arguments) if call_tool else (f"no tool {name!r} here", True)
                 self._send({"content": content, "error": is_error})
         except _CellFailed as exc:
             self._stop()
@@ -243,3 +249,13 @@ class Sandbox:
 
     def close(self) -> None:
         self._stop()
+
+
+def _processes_of(uid: int) -> int:
+    count = 0
+    for entry in os.scandir("/proc"):
+        try:
+            count += entry.name.isdigit() and entry.stat().st_uid == uid
+        except OSError:
+            pass
+    return count
