@@ -15,7 +15,7 @@ from pipeline.sample.stage import SampleStage
 from pipeline.synthesize.generators import GENERATORS
 from pipeline.tools import TOOLS, Env
 from pipeline.verify.answers import answers_match
-from pipeline.verify.checks import CHECKS
+from pipeline.verify.checks import CHECKS, DEFAULT_OPTIONS
 from tests.helpers import make_task
 
 TEACHER = {"name": "program", "policy": "program", "formats": ["codeact"], "samples_per_task": 1, "max_steps": 8, "temperature": 0.0}
@@ -88,8 +88,9 @@ def test_the_program_teacher_writes_codeact_for_every_generator(name):
         assert {s["action_type"] for s in row["steps"][:-1]} == {"code"} and row["steps"][-1]["action_type"] == "final_answer"
         assert answers_match(row["final_answer"], task["ground_truth"])[0]
         assert schema.errors("trajectory", row) == []
-        for check in ("messages_steps", "final_state"):
-            assert CHECKS[check](row)["passed"], CHECKS[check](row)
+        for check in ("messages_steps", "tool_calls", "replay", "final_state"):
+            outcome = CHECKS[check](row, DEFAULT_OPTIONS.get(check, {}))
+            assert outcome["passed"], outcome
 
 
 def test_a_codeact_row_records_the_sandbox_and_the_final_state():
@@ -152,6 +153,6 @@ def test_doing_the_wrong_thing_fails_the_final_state_check_even_with_the_right_a
     wrong = copy.deepcopy(row)
     order = next(iter(wrong["meta"]["final_state"]["store"]["orders"].values()))
     order["address"] = "somewhere else"
-    outcome = CHECKS["final_state"](wrong)
+    outcome = CHECKS["final_state"](wrong, {})
     assert not outcome["passed"] and "address" in outcome["detail"]
-    assert CHECKS["answer"](wrong)["passed"]
+    assert CHECKS["answer"](wrong, {})["passed"]

@@ -217,7 +217,10 @@ def main() -> None:
     channel = Channel()
     config = channel.receive()
     for name, value in config["rlimits"].items():
-        resource.setrlimit(getattr(resource, name), (value, value))
+        limit = getattr(resource, name)
+        hard = resource.getrlimit(limit)[1]  # a stricter limit inherited from the parent stays
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(limit, (value, value))
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     interpreter = Interpreter(config, channel)
     builtins.__import__ = interpreter.seeding_import
