@@ -240,3 +240,15 @@ def test_the_fallback_runs_code_and_calls_itself_weaker(caplog):
     with caplog.at_level("WARNING", logger="trajforge.sandbox"):
         isolation.announce(how)
     assert "WEAKER" in caplog.text and "network" in caplog.text
+
+
+def test_without_bwrap_the_detection_falls_back_and_logs_it(monkeypatch, caplog):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    isolation.detect.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="trajforge.sandbox"):
+            how = isolation.detect()
+    finally:
+        isolation.detect.cache_clear()
+    assert how.mechanism == "rlimits" and "bwrap is not installed" in how.reasons[0]
+    assert "SANDBOX IS WEAKER THAN DESIGNED (rlimits)" in caplog.text
