@@ -11,7 +11,8 @@ from pipeline.verify.stage import VerifyStage
 from tests.helpers import make_trajectory, rebuild_messages
 
 GOOD = [(gen, seed, fmt) for gen in ("arithmetic", "sql_table", "units_dates", "kb_multihop") for seed in (1, 2) for fmt in ("cota", "react")]
-CONFIG = {"verify": {"checks": [{"name": n, "hard": True} for n in CHECKS], "min_score": 0.0}, "endpoints": {}}
+CONFIG = {"verify": {"checks": [{"name": n, "hard": True} for n in CHECKS], "min_score": 0.0}, "endpoints": {},
+          "sample": {"max_observation_chars": 4000, "sandbox": {}}}
 
 
 def verify(row: dict) -> dict:

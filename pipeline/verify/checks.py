@@ -9,7 +9,6 @@ from pipeline.verify.agreement import disagreement
 from pipeline.verify.answers import answers_match
 
 DEFAULT_OPTIONS = {
-    "replay": {"max_observation_chars": DEFAULT_MAX_OBSERVATION_CHARS},
     "loops": {"max_consecutive": 1, "max_total": 2},
     "limits": {"max_steps": 20, "max_chars": 32000, "max_message_chars": 8000},
     "secrets": {"env": ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]},
@@ -38,7 +37,8 @@ def check_tool_calls(row: dict, options: dict) -> dict:
 
 
 def check_replay(row: dict, options: dict) -> dict:
-    return _from_problem("replay", replay.replay_problem(row, options["max_observation_chars"]), "every observation reproduced")
+    problem = replay.replay_problem(row, options.get("max_observation_chars", DEFAULT_MAX_OBSERVATION_CHARS), options.get("sandbox"))
+    return _from_problem("replay", problem, "every observation reproduced")
 
 
 def check_final_answer(row: dict, options: dict) -> dict:

@@ -50,10 +50,11 @@ def _short(text: str | None, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def replay_problem(row: dict, max_observation_chars: int) -> str | None:
-    """Re-run every parsed action in a fresh environment; the first observation or state that differs."""
+def replay_problem(row: dict, max_observation_chars: int, sandbox: dict | None) -> str | None:
+    """Re-run every parsed action in a fresh environment built as sampling built it (same observation limit and
+    sandbox limits); the first observation or state that differs."""
     allowed = allowed_tools(row)
-    with Env(row.get("environment"), max_observation_chars) as env:
+    with Env(row.get("environment"), max_observation_chars, sandbox) as env:
         for step in _actions(row):
             if step["tool_name"] is None:
                 continue  # nothing was executed for an unparseable reply

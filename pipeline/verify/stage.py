@@ -8,8 +8,11 @@ from pipeline.verify.checks import CHECKS, DEFAULT_OPTIONS, result
 
 
 def check_options(config, spec: dict) -> dict:
-    """A check's options: its defaults, then the config's; `secrets` also learns the endpoints' key variables."""
+    """A check's options: its defaults, then the config's; `replay` takes the sample stage's environment
+    settings and `secrets` the endpoints' key variables."""
     options = {**DEFAULT_OPTIONS.get(spec["name"], {}), **spec.get("options", {})}
+    if spec["name"] == "replay":  # replay must rebuild the environment exactly as sampling did
+        options.update(max_observation_chars=config["sample"]["max_observation_chars"], sandbox=config["sample"]["sandbox"])
     if spec["name"] == "secrets":
         names = list(options["env"]) + [p["api_key_env"] for p in config["endpoints"].values() if p.get("api_key_env")]
         options["values"] = content.secret_values(names)  # held in memory for this process only
