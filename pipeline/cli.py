@@ -199,7 +199,8 @@ def cmd_list(args) -> int:
             print(f"{g.name:<14} domain={g.domain:<12} tools={','.join(g.tools):<26} {g.description}")
     elif args.what == "tools":
         for t in TOOLS.values():
-            print(f"{t.name:<12} {t.description}")
+            width = max(map(len, TOOLS))
+            print(f"{t.name:<{width}}  {t.description}")
     elif args.what == "checks":
         print("\n".join(CHECKS))
     else:
