@@ -8,6 +8,8 @@ Examples:
   trajforge validate runs/quickstart/verified/part-00000.parquet
   trajforge publish runs/quickstart --dry-run --out /tmp/hub-folder
   trajforge report runs/quickstart                      # regenerate report.html / report.json
+  trajforge publish runs/quickstart --repo-id me/agent-trajectories   # token from HF_TOKEN
+  trajforge export runs/quickstart --view trl --out /tmp/trl
 """
 
 import argparse
@@ -63,13 +65,17 @@ def cmd_stage(args) -> int:
     return _run(args, [args.command])
 
 
-def _publish_from_config(config, run_dir: Path) -> None:
+def _publish(dataset_dir: Path, repo_id: str | None, private: bool, config, rerun: str) -> None:
     from pipeline.publish import stage as publish
 
+    url, changed = publish.publish(dataset_dir, publish.check_repo_id(repo_id), private, config["publish"]["commit_message"], rerun)
+    print(f"published: {url}" if changed else f"already up to date (nothing changed since the last publish): {url}")
+
+
+def _publish_from_config(config, run_dir: Path) -> None:
     repo_id = config["publish"]["repo_id"]
-    if not repo_id:
-        raise UserError("publish: set publish.repo_id in the config or use `trajforge publish RUN_DIR --repo-id USER/NAME`")
-    print(f"published: {publish.publish(run_dir / runner.STAGE_DIRS['curate'], repo_id, config['publish']['private'])}")
+    _publish(run_dir / runner.STAGE_DIRS["curate"], repo_id, config["publish"]["private"], config,
+             f"trajforge publish {run_dir} --repo-id {repo_id}")
 
 
 def cmd_publish(args) -> int:
@@ -78,15 +84,33 @@ def cmd_publish(args) -> int:
     config, implied_dir = load_config(args.config, args.set)
     run_dir = Path(args.run_dir) if args.run_dir else (implied_dir or Path("runs") / config.name)
     dataset_dir = run_dir / runner.STAGE_DIRS["curate"]
+    repo_id = args.repo_id or config["publish"]["repo_id"]
     if args.dry_run:
         if not args.out:
             raise UserError("--dry-run needs --out DIR (the folder that would be uploaded)")
+        if repo_id:
+            publish.check_repo_id(repo_id)
         files = publish.dry_run(dataset_dir, Path(args.out))
         print(f"dry run: wrote {len(files)} file(s) to {args.out} (nothing uploaded)")
         return 0
-    repo_id = args.repo_id or config["publish"]["repo_id"]
     private = args.private or config["publish"]["private"]
-    print(f"published: {publish.publish(dataset_dir, repo_id, private)}")
+    _publish(dataset_dir, repo_id, private, config,
+             f"trajforge publish {run_dir} --repo-id {repo_id}{' --private' if private else ''}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from pipeline.curate import views
+
+    run_dir = Path(args.run_dir)
+    dataset_dir = run_dir / runner.STAGE_DIRS["curate"]
+    if not list((dataset_dir / "data").glob("*.parquet")):
+        raise UserError(f"{dataset_dir}: no curated data to export (run `trajforge curate` first)")
+    verified = sorted((run_dir / runner.STAGE_DIRS["verify"]).glob("part-*.parquet"))
+    if args.view in views.NEEDS_FAILED and not verified:
+        raise UserError(f"{run_dir}: --view {args.view} pairs passed with failed trajectories and reads them from verified/, which is empty")
+    counts = views.write_view(args.view, dataset_dir, Path(args.out), verified)
+    print(f"export {args.view}: " + ", ".join(f"{split} {n}" for split, n in counts.items()) + f" row(s) in {args.out}")
     return 0
 
 
@@ -220,6 +244,8 @@ def _stage_options(p: argparse.ArgumentParser, shard: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipeline.curate.views import VIEWS
+
     parser = argparse.ArgumentParser(prog="trajforge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("run", help="run the config's stages in order")
@@ -239,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="write the folder that would be uploaded, upload nothing")
     p.add_argument("--out", help="with --dry-run: where to write it")
     p.set_defaults(func=cmd_publish)
+    p = sub.add_parser("export", help="write an export view of a curated run (trl, sharegpt, react, dpo, dpo_step)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--view", required=True, choices=list(VIEWS))
+    p.add_argument("--out", required=True, help="folder for {split}-k-of-n.parquet files")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("validate", help="check Parquet/JSONL files of tasks or trajectories against the schemas")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--kind", choices=["task", "trajectory"], help="schema to use (default: detected per file)")

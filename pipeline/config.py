@@ -28,6 +28,7 @@ OPERATIONAL_KEYS = (
     "endpoints.*.rpm",
     "endpoints.*.tpm",
     "endpoints.*.timeout_s",
+    "curate.workers",
 )
 
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -184,6 +185,9 @@ def _check_references(data: dict, where: str) -> None:
             if "endpoint" not in teacher:
                 raise UserError(f"{where}: {field}.endpoint: missing required field (an llm teacher needs an endpoint)")
             _check_name(where, f"{field}.endpoint", teacher["endpoint"], data["endpoints"], "endpoint")
+    from pipeline.curate import settings
+
+    settings.check(data, where)
 
 
 def _check_name(where: str, field: str, name: str, registry, what: str) -> None:

@@ -145,7 +145,11 @@ def _json_columns(schema: pa.Schema) -> dict[str, bool]:
 
 def to_table(rows: list[dict], kind: str, metadata: dict[str, str] | None = None) -> pa.Table:
     """Python rows -> Arrow table of the `kind` schema (JSON fields serialized canonically)."""
-    schema = SCHEMAS[kind]
+    return to_table_with_schema(rows, SCHEMAS[kind], metadata)
+
+
+def to_table_with_schema(rows: list[dict], schema: pa.Schema, metadata: dict[str, str] | None = None) -> pa.Table:
+    """Python rows -> Arrow table of any schema whose JSON columns use pa.json_() (export views use it too)."""
     json_cols = _json_columns(schema)
     encoded = []
     for row in rows:

@@ -180,6 +180,7 @@ def run_curate(config: configlib.Config, run_dir: Path, spec: ShardSpec) -> dict
         summary = {"stage": "curate", "reused": 1, "written": 0, "rows_out": sum(manifest["splits"].values()), **{
             f"{s}_rows": n for s, n in manifest["splits"].items()}}
     else:
+        stage.prepare(run_dir / STAGE_DIRS["verify"])
         with tqdm(desc="curate", unit="row", dynamic_ncols=True) as bar:
             summary = {"stage": "curate", "reused": 0, "written": 1, **stage.run(run_dir / STAGE_DIRS["verify"], out_dir, bar.update)}
     summary["seconds"] = round(time.perf_counter() - began, 2)
@@ -199,6 +200,8 @@ def format_summary(s: dict) -> str:
         parts.append("failed checks: " + ", ".join(f"{name} {n}" for name, n in sorted(s["checks_failed"].items(), key=lambda kv: -kv[1])))
     if "train_rows" in s:
         parts.append(f"(train {s.get('train_rows', 0)}, validation {s.get('validation_rows', 0)})")
+    if s.get("removed"):
+        parts.append("removed: " + ", ".join(f"{reason} {n}" for reason, n in s["removed"].items()) + ";")
     tokens = s.get("prompt_tokens", 0) + s.get("completion_tokens", 0)
     if tokens:
         parts.append(f"{tokens} tokens, ${s.get('cost_usd', 0):.4f}")

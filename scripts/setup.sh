@@ -35,5 +35,8 @@ stamp=.venv/.trajforge-installed-$extras
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".[$extras]"
+  # Without their dependencies (torch, vllm, ...): tests read bfcl-eval's data files (the BFCL decontamination
+  # reference) and use trl's dataset helpers (trl.data_utils), neither of which needs them.
+  .venv/bin/python -m pip install --quiet --no-deps "trl==1.16.0" "bfcl-eval==2026.3.23"
   touch "$stamp"
 fi

@@ -1,41 +1,37 @@
-"""The curate stage: all verified shards at once -> filtered, deduplicated, split dataset shards and a card.
+"""The curate stage: all verified shards -> filtered, decontaminated, deduplicated, mixed, split dataset shards,
+export views, a dataset card and a report.
 
-Writes `dataset/data/{split}-{k:05d}-of-{n:05d}.parquet` and `dataset/README.md`, into a temporary folder
-that replaces `dataset/` only when complete.
+Two streaming passes over the verified shards: `scan` reads only the columns decisions need into a catalog
+(one small entry per row) and MinHash signatures; the decisions are numpy over that catalog; `write` then copies
+the kept rows shard by shard into `dataset/data/{split}-{k:05d}-of-{n:05d}.parquet`. Everything is written into
+a temporary folder that replaces `dataset/` only when complete.
 """
 
 import json
-import math
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+
 from pipeline import shards
-from pipeline.curate.dedup import drop_exact_duplicates
+from pipeline.curate import decontam, dedup, mix, scan, textsig, views
 from pipeline.curate.split import assign_splits
+from pipeline.curate.write import write_splits
 from pipeline.errors import UserError
 from pipeline.publish import card
 
-SPLITS = ("train", "validation")
+REPORT = "_report.json"
 
 
-def read_verified(in_dir: Path, verify_hash: str, num_shards: int) -> list[dict]:
-    missing = [shards.shard_name(k) for k in range(num_shards) if not shards.is_done(in_dir / shards.shard_name(k), verify_hash)]
+def verified_paths(in_dir: Path, verify_hash: str, num_shards: int) -> list[Path]:
+    paths = [in_dir / shards.shard_name(k) for k in range(num_shards)]
+    missing = [p.name for p in paths if not shards.is_done(p, verify_hash)]
     if missing:
         raise UserError(f"{in_dir}: curate needs every verified shard; not done: {', '.join(missing[:5])}"
                         f"{' ...' if len(missing) > 5 else ''} (run `trajforge verify` first)")
-    rows = []
-    for k in range(num_shards):
-        rows.extend(shards.read_shard(in_dir / shards.shard_name(k), "trajectory", validate=False))
-    return rows
-
-
-def write_split(folder: Path, split: str, rows: list[dict], rows_per_shard: int, stage_hash: str) -> int:
-    n = max(1, math.ceil(len(rows) / rows_per_shard))
-    for k in range(n):
-        part = rows[k * rows_per_shard:(k + 1) * rows_per_shard]
-        shards.write_shard(folder / "data" / f"{split}-{k:05d}-of-{n:05d}.parquet", part, "trajectory", stage_hash, marker=False)
-    return n
+    return paths
 
 
 def replace_dir(tmp: Path, final: Path) -> None:
@@ -44,6 +40,46 @@ def replace_dir(tmp: Path, final: Path) -> None:
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def decide(result: scan.Scan, section: dict, seed: int) -> tuple[np.ndarray, list[dict], dict]:
+    """Each row's final reason code (0 = kept), the achieved mix table and the near-dedup parameters."""
+    catalog = result.catalog
+    reason = catalog.column("reason").to_numpy().copy()
+    rank = dedup.rank_rows(catalog)
+    alive = lambda: np.flatnonzero(reason == 0)  # noqa: E731
+    if section["dedup_exact"]:
+        reason[dedup.exact_duplicates(alive(), catalog.column("exact_key").to_numpy(), rank)] = scan.CODE["exact duplicate"]
+    near = section["dedup_near"]
+    lsh = {}
+    if near["enabled"]:
+        has = catalog.column("has_signature").to_numpy(zero_copy_only=False)
+        candidates = alive()[has[alive()]]
+        formats = textsig.hash_strings(catalog.column("format"))
+        reason[dedup.near_duplicates(candidates, result.signatures, formats, rank, near["threshold"])] = scan.CODE["near duplicate"]
+        bands, rows = dedup.lsh_bands(near["threshold"], near["num_perm"])
+        lsh = {"threshold": near["threshold"], "num_perm": near["num_perm"], "bands": bands, "rows_per_band": rows,
+               "shingle_words": near["shingle_words"]}
+    caps = section["filters"]["domain_caps"]
+    if caps:
+        domains = catalog.column("domain").to_numpy(zero_copy_only=False)
+        reason[mix.domain_capped(alive(), domains, caps, rank)] = scan.CODE["domain cap"]
+    mix_table = []
+    if section["mix"]["ratios"]:
+        dropped, mix_table = mix.select(alive(), catalog, section["mix"], seed)
+        reason[dropped] = scan.CODE["not selected by mix"]
+    return reason, mix_table, lsh
+
+
+def funnel(reason: np.ndarray) -> tuple[dict, dict]:
+    counts = np.bincount(reason, minlength=len(scan.REASONS) + 1)
+    removed = {name: int(counts[code]) for name, code in scan.CODE.items() if counts[code]}
+    steps, remaining = {"verified": len(reason)}, len(reason)
+    for name, code in scan.CODE.items():
+        if counts[code]:
+            remaining -= int(counts[code])
+            steps[f"after {name}"] = remaining
+    return steps, removed
 
 
 class CurateStage:
@@ -55,31 +91,54 @@ class CurateStage:
         self.stage_hash = stage_hash
         self.verify_hash = verify_hash
         self.num_shards = num_shards
+        self.references = None
 
     def is_done(self, out_dir: Path) -> bool:
         manifest = out_dir / shards.MANIFEST
         return manifest.exists() and json.loads(manifest.read_text()).get("stage_hash") == self.stage_hash
 
+    def shard_sizes(self, result: scan.Scan) -> tuple[int, int]:
+        rows = max(result.catalog.num_rows, 1)
+        per_shard = self.section["rows_per_shard"]
+        if self.section["shard_bytes"]:
+            per_shard = max(1, int(self.section["shard_bytes"] * rows / max(result.input_bytes, 1)))
+        group = max(1, int(self.section["row_group_bytes"] * rows / max(result.input_uncompressed_bytes, 1)))
+        return per_shard, min(group, per_shard)
+
+    def prepare(self, in_dir: Path) -> list[Path]:
+        """Everything that can fail before reading a row: the verified shards, the decontamination references."""
+        paths = verified_paths(in_dir, self.verify_hash, self.num_shards)
+        self.references = decontam.load_references(self.section["decontam"], Path.cwd())
+        return paths
+
     def run(self, in_dir: Path, out_dir: Path, progress) -> dict:
-        verified = read_verified(in_dir, self.verify_hash, self.num_shards)
-        progress(len(verified))
-        funnel = {"verified": len(verified)}
-        rows = [r for r in verified if r["passed"]] if self.section["require_passed"] else list(verified)
-        funnel["passed"] = len(rows)
-        removed = 0
-        if self.section["dedup_exact"]:
-            rows, removed = drop_exact_duplicates(rows)
-        funnel["after exact dedup"] = len(rows)
-        rows = assign_splits(rows, self.section["validation_fraction"], self.config["run"]["seed"])
-        by_split = {split: [r for r in rows if r["split"] == split] for split in SPLITS}
-        counts = {split: len(part) for split, part in by_split.items()}
+        paths = self.prepare(in_dir) if self.references is None else verified_paths(in_dir, self.verify_hash, self.num_shards)
+        result = scan.scan(paths, self.section, self.references, progress)
+        seed = self.config["run"]["seed"]
+        reason, mix_table, lsh = decide(result, self.section, seed)
+        kept = np.flatnonzero(reason == 0)
+        if not len(kept):
+            steps, removed = funnel(reason)
+            raise UserError(f"curate kept no rows of {len(reason)} ({', '.join(f'{k}: {v}' for k, v in removed.items())}); "
+                            "nothing to write, dataset/ left as it was")
+        catalog = result.catalog.take(pa.array(kept))
+        split_of = assign_splits(catalog.column("task_id"), self.section["validation_fraction"], seed)
         tmp = out_dir.with_name(f".{out_dir.name}.tmp.{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        files = {split: write_split(tmp, split, part, self.section["rows_per_shard"], self.stage_hash)
-                 for split, part in by_split.items() if part}
-        (tmp / "README.md").write_text(card.render(self.section["card"], rows, verified, counts, funnel, self.stage_hash))
+        rows_per_shard, group_rows = self.shard_sizes(result)
+        files = write_splits(paths, catalog.column("shard").to_numpy(), catalog.column("row").to_numpy(), split_of,
+                             tmp / "data", rows_per_shard, group_rows, self.stage_hash, progress)
+        counts = {split: int((split_of == split).sum()) for split in files}
+        view_counts = {name: views.write_view(name, tmp, tmp / name, paths) for name in self.section["views"]}
+        steps, removed = funnel(reason)
+        report = {"funnel": steps, "removed": removed, "contaminated": result.contaminated, "mix": mix_table,
+                  "near_dedup": lsh, "rows_per_shard": rows_per_shard, "row_group_rows": group_rows}
+        card.write(tmp, card.CardInputs(self.config, catalog.append_column("split", pa.array(split_of)), result.stats,
+                                        counts, view_counts, report, self.stage_hash))
+        (tmp / REPORT).write_text(json.dumps(report, indent=2))
         manifest = {"stage": "curate", "stage_hash": self.stage_hash, "splits": counts, "files": files,
-                    "funnel": funnel, "removed": {"not passed": funnel["verified"] - funnel["passed"], "exact duplicate": removed}}
+                    "views": view_counts, "removed": removed}
         (tmp / shards.MANIFEST).write_text(json.dumps(manifest, indent=2))
         replace_dir(tmp, out_dir)
-        return {"rows_in": len(verified), "rows_out": len(rows), "passed": len(rows), **{f"{s}_rows": n for s, n in counts.items()}}
+        return {"rows_in": len(reason), "rows_out": len(kept), "removed": removed,
+                **{f"{s}_rows": n for s, n in counts.items()}}

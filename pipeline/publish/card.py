@@ -1,76 +1,163 @@
-"""The dataset card: README.md with Hub YAML front matter (configs, license, tags) and stats tables."""
+"""The dataset card: README.md with Hub YAML front matter (license, tags, size, a config per view with its
+data files per split), stats tables, provenance and PNG plots of the distributions."""
 
 from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 
+import pyarrow as pa
 import yaml
 
 from pipeline import __version__
+from pipeline import config as configlib
+from pipeline.publish import plots
 
 SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")]
+VIEW_NOTES = {
+    "trl": "messages + tools + train_mask, ready for TRL's SFTTrainer and `apply_chat_template(messages, tools=...)`",
+    "sharegpt": "ShareGPT conversations (human / gpt / function_call / observation), system and tools apart",
+    "react": "one plain-text ReAct transcript per trajectory (`text`)",
+    "dpo": "preference pairs: a passed vs a failed trajectory of the same task (prompt / chosen / rejected / tools)",
+    "dpo_step": "step-level preference pairs at a failed trajectory's first bad step",
+}
+
+
+@dataclass
+class CardInputs:
+    config: object  # the run Config
+    kept: pa.Table  # the catalog of kept rows, with their split
+    stats: object  # scan.Stats over every verified row
+    splits: dict[str, int]
+    views: dict[str, dict[str, int]]
+    report: dict
+    stage_hash: str
 
 
 def size_category(n: int) -> str:
     return next((label for limit, label in SIZE_CATEGORIES if n < limit), "10M<n<100M")
 
 
-def front_matter(card_config: dict, splits: dict[str, int]) -> dict:
-    total = sum(splits.values())
+def front_matter(card_config: dict, splits: dict[str, int], views: dict[str, dict[str, int]]) -> dict:
+    configs = [{"config_name": "default", "default": True,
+                "data_files": [{"split": split, "path": f"data/{split}-*.parquet"} for split in splits]}]
+    for view, counts in views.items():
+        if sum(counts.values()):
+            configs.append({"config_name": view, "data_files": [{"split": s, "path": f"{view}/{s}-*.parquet"} for s in counts]})
     return {
         "pretty_name": card_config["pretty_name"],
         "license": card_config["license"],
         "task_categories": ["text-generation"],
-        "tags": ["agent", "tool-use", "trajectories", "synthetic", "trajforge"],
-        "size_categories": [size_category(total)],
-        "configs": [{
-            "config_name": "default",
-            "default": True,
-            "data_files": [{"split": split, "path": f"data/{split}-*.parquet"} for split, n in splits.items() if n],
-        }],
+        "tags": ["agent", "tool-use", "function-calling", "trajectories", "synthetic", "trajforge"],
+        "size_categories": [size_category(sum(splits.values()))],
+        "configs": configs,
     }
 
 
-def _table(title: str, counts: Counter) -> str:
-    lines = [f"| {title} | rows |", "| --- | ---: |"]
-    lines += [f"| {key} | {n} |" for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))]
-    return "\n".join(lines)
+def table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(headers) - 1)) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
-def check_rates(rows: list[dict]) -> Counter:
-    passed, seen = Counter(), Counter()
-    for row in rows:
-        for check in row.get("checks") or []:
-            seen[check["name"]] += 1
-            passed[check["name"]] += check["passed"]
-    return Counter({name: f"{passed[name] / seen[name]:.1%}" for name in seen})
+def counts_table(title: str, counts: Counter) -> str:
+    total = sum(counts.values()) or 1
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    return table([title, "rows", "share"], [[k, n, f"{n / total:.1%}"] for k, n in ordered])
 
 
-def render(card_config: dict, kept: list[dict], verified: list[dict], splits: dict[str, int], funnel: dict, config_hash: str) -> str:
-    """The whole README.md: front matter, what the data is, stats, provenance and how to load it."""
-    models = Counter(f"{r['teacher']['model']} ({r['teacher']['mode']})" for r in kept)
-    tokens = sum(r["usage"]["prompt_tokens"] + r["usage"]["completion_tokens"] for r in verified)
-    cost = sum(r["usage"]["cost_usd"] for r in verified)
-    rates = check_rates(verified)
+def public_config(config) -> dict:
+    """The resolved config without operational keys (so the card depends only on what made the data) and with
+    endpoints reduced to model and mode (no addresses, no key variable names)."""
+    data = {k: v for k, v in configlib.semantic(config.data).items() if k != "endpoints"}
+    data["endpoints"] = {name: {"model": e["model"], "mode": e.get("mode", "chat")} for name, e in config.data.get("endpoints", {}).items()}
+    return data
+
+
+def verification(stats) -> str:
+    checks = table(["check", "rows", "pass rate"], [[n, stats.checks[n], f"{stats.checks_passed[n] / stats.checks[n]:.1%}"] for n in sorted(stats.checks)])
+    text = f"{stats.verified} trajectories verified, {stats.passed} passed ({stats.passed / max(stats.verified, 1):.1%}).\n\n{checks}"
+    if stats.judges:
+        judges = table(["judge", "verdicts", "pass rate"], [[n, stats.judges[n], f"{stats.judges_passed[n] / stats.judges[n]:.1%}"] for n in sorted(stats.judges)])
+        agreement = (f"{stats.agreeing_rows / stats.judged_rows:.1%} of the {stats.judged_rows} rows with two or more verdicts"
+                     if stats.judged_rows else "no row had two or more verdicts")
+        text += f"\n\nJudges:\n\n{judges}\n\nJudge agreement (all verdicts equal): {agreement}."
+    return text
+
+
+def curation(report: dict) -> str:
+    parts = [table(["step", "rows"], [[k, v] for k, v in report["funnel"].items()])]
+    if report["removed"]:
+        parts.append("Removed, by reason:\n\n" + table(["reason", "rows"], [[k, v] for k, v in report["removed"].items()]))
+    if report["near_dedup"]:
+        n = report["near_dedup"]
+        parts.append(f"Near-duplicates: MinHash with {n['num_perm']} permutations over {n['shingle_words']}-word shingles, "
+                     f"{n['bands']} LSH bands of {n['rows_per_band']} rows, estimated Jaccard >= {n['threshold']}.")
+    if report["contaminated"]:
+        by_ref = Counter(r["reference"] for r in report["contaminated"])
+        parts.append("Decontamination (rows removed for sharing an n-gram with a benchmark):\n\n" + counts_table("benchmark", by_ref))
+    if report["mix"]:
+        parts.append("Mix:\n\n" + table(["bucket", "ratio", "available", "selected", "achieved share"],
+                                        [[m["bucket"], m["ratio"], m["available"], m["selected"], f"{m['share']:.1%}"] for m in report["mix"]]))
+    return "\n\n".join(parts)
+
+
+def provenance(inputs: CardInputs) -> str:
+    kept = inputs.kept
+    teachers = Counter(kept.column("teacher_model").to_pylist())
+    prompts = Counter(kept.column("prompt_id").to_pylist())
+    tokens = int(sum(kept.column(c).to_numpy().sum() for c in ("prompt_tokens", "completion_tokens")))
+    stats = inputs.stats
+    config_yaml = yaml.safe_dump(public_config(inputs.config), sort_keys=False)
+    return "\n".join([
+        f"- teacher models: {', '.join(f'{m} ({n} rows)' for m, n in teachers.most_common()) or 'none'}",
+        f"- prompt hashes: {', '.join(f'`{p}` ({n})' for p, n in prompts.most_common(12))}{' ...' if len(prompts) > 12 else ''}",
+        f"- tokens spent sampling every verified trajectory: {stats.prompt_tokens + stats.completion_tokens} "
+        f"({stats.prompt_tokens} prompt, {stats.completion_tokens} completion); cost ${stats.cost_usd:.4f}",
+        f"- tokens of the kept trajectories: {tokens}; cost ${float(kept.column('cost_usd').to_numpy().sum()):.4f}",
+        f"- pipeline: trajforge {__version__}; curate stage hash `{inputs.stage_hash}`",
+        "", "<details><summary>Config</summary>", "", "```yaml", config_yaml.rstrip(), "```", "", "</details>",
+    ])
+
+
+def load_example(views: dict) -> str:
+    lines = ["```python", "from datasets import load_dataset", "", 'ds = load_dataset("<this repo or folder>")  # default config']
+    lines += [f'{view} = load_dataset("<this repo or folder>", "{view}")' for view, c in views.items() if sum(c.values())]
+    return "\n".join(lines + ["```"])
+
+
+def render(inputs: CardInputs, plot_files: list[str]) -> str:
+    card_config = inputs.config["curate"]["card"]
+    kept = inputs.kept
+    views = {v: c for v, c in inputs.views.items() if sum(c.values())}
+    configs = [["default", "full trajectory rows (the source of truth)", *[inputs.splits.get(s, 0) for s in ("train", "validation")]]]
+    configs += [[v, VIEW_NOTES[v], c.get("train", 0), c.get("validation", 0)] for v, c in views.items()]
     sections = [
         f"# {card_config['pretty_name']}",
-        "Agent trajectories made by [trajforge](https://github.com/trajforge/trajforge): tasks with known ground truth, "
-        "trajectories whose every action was executed by a real tool, verified by program checks before curation.",
-        "## Splits\n" + _table("split", Counter(splits)),
-        "## Rows by domain\n" + _table("domain", Counter(r["domain"] for r in kept)),
-        "## Rows by source\n" + _table("source", Counter(r["source"] for r in kept)),
-        "## Rows by format\n" + _table("format", Counter(r["format"] for r in kept)),
-        "## Verification (all sampled trajectories)\n" + "| check | pass rate |\n| --- | ---: |\n"
-        + "\n".join(f"| {name} | {rate} |" for name, rate in sorted(rates.items())),
-        "## Funnel\n" + "| stage | rows |\n| --- | ---: |\n" + "\n".join(f"| {k} | {v} |" for k, v in funnel.items()),
-        "## Provenance\n" + "\n".join([
-            f"- teachers: {', '.join(f'{m} x{n}' for m, n in models.most_common())}",
-            f"- tokens spent sampling: {tokens}; cost: ${cost:.4f}",
-            f"- pipeline version: {__version__}; curate config hash: `{config_hash}`",
-        ]),
-        "## Schema\nEach row holds `messages` (OpenAI/TRL chat messages; tool-call arguments are objects), `tools` "
-        "(OpenAI function schemas, or null when the system prompt describes them), `train_mask` (one flag per message), "
-        "`steps` (thought, action, observation per step), `final_answer`, `ground_truth`, `checks`, `passed` and `score`. "
-        "The JSON Schema is `schemas/trajectory.schema.json` in trajforge.",
-        "## Load\n```python\nfrom datasets import load_dataset\nds = load_dataset(\"<this repo or folder>\")\n```",
+        "Agent trajectories made by trajforge: tasks with known ground truth, trajectories whose every action was "
+        "executed by a real tool, verified by program checks (and LLM judges where configured), then filtered, "
+        "decontaminated, deduplicated and mixed.",
+        "## Configs\n" + table(["config", "what", "train", "validation"], configs),
+        "## Rows by domain\n" + counts_table("domain", Counter(kept.column("domain").to_pylist())),
+        "## Rows by source\n" + counts_table("source", Counter(kept.column("source").to_pylist())),
+        "## Rows by format\n" + counts_table("format", Counter(kept.column("format").to_pylist())),
+        "## Verification (every sampled trajectory)\n" + verification(inputs.stats),
+        "## Curation\n" + curation(inputs.report),
+        "## Provenance\n" + provenance(inputs),
     ]
-    header = yaml.safe_dump(front_matter(card_config, splits), sort_keys=False)
+    if plot_files:
+        sections.append("## Distributions\n" + "\n".join(f"![{name[:-4]}](plots/{name})" for name in plot_files))
+    sections += [
+        "## Schema\nEach default row holds `messages` (OpenAI/TRL chat messages; tool-call arguments are objects), `tools` "
+        "(OpenAI function schemas, or null when the system prompt describes them), `train_mask` (one flag per message), "
+        "`steps` (thought, action, observation per step), `final_answer`, `ground_truth`, `checks`, `judgments`, `passed` "
+        "and `score`. JSON fields use Parquet's JSON type (`datasets` reads them as `Json()`). The JSON Schema is "
+        "`schemas/trajectory.schema.json` in trajforge.",
+        "## Load\n" + load_example(views),
+    ]
+    header = yaml.safe_dump(front_matter(card_config, inputs.splits, views), sort_keys=False)
     return f"---\n{header}---\n\n" + "\n\n".join(sections) + "\n"
+
+
+def write(folder: Path, inputs: CardInputs) -> None:
+    """README.md (and plots/*.png when curate.card.plots) into the dataset folder."""
+    plot_files = plots.draw(inputs.kept, folder / "plots") if inputs.config["curate"]["card"]["plots"] and inputs.kept.num_rows else []
+    (folder / "README.md").write_text(render(inputs, plot_files))

@@ -1,5 +1,10 @@
-"""The publish stage: the curated dataset folder -> a Hugging Face Hub dataset repo, or with --dry-run a
-local folder laid out exactly as it would be uploaded."""
+"""The publish stage: the curated dataset folder -> a Hugging Face Hub dataset repo in one commit, or with
+--dry-run a local folder holding exactly what would be uploaded.
+
+The commit mirrors the folder: files that changed are uploaded, remote files the folder no longer has are
+deleted (`.gitattributes` stays), unchanged files are skipped, so publishing the same data again makes no commit.
+The token comes from HF_TOKEN; the endpoint from HF_ENDPOINT (huggingface_hub's own setting).
+"""
 
 import os
 import re
@@ -8,11 +13,20 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 
-REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+REPO_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+
+
+def check_repo_id(repo_id: str | None) -> str:
+    if not repo_id:
+        raise UserError("publish: no repo id: pass --repo-id USER/NAME or set publish.repo_id in the config")
+    if not REPO_ID.match(repo_id) or ".." in repo_id or "--" in repo_id:
+        raise UserError(f"--repo-id {repo_id!r}: expected USER/NAME (letters, digits, '.', '_', '-'; no '--' or '..'; "
+                        "not starting or ending with '.', '_' or '-')")
+    return repo_id
 
 
 def upload_files(dataset_dir: Path) -> list[Path]:
-    """What goes to the Hub: the card and data files; bookkeeping (manifests, hidden files) stays local."""
+    """What goes to the Hub: the card, data, views and plots; bookkeeping (manifests, hidden files) stays local."""
     if not (dataset_dir / "README.md").exists():
         raise UserError(f"{dataset_dir}: no curated dataset here (run `trajforge curate` first)")
     files = []
@@ -24,7 +38,10 @@ def upload_files(dataset_dir: Path) -> list[Path]:
 
 
 def dry_run(dataset_dir: Path, out: Path) -> list[Path]:
+    """Write exactly the files an upload would send into `out` (replacing an earlier dry run there)."""
     files = upload_files(dataset_dir)
+    if out.exists() and any(out.iterdir()) and not (out / "README.md").exists():
+        raise UserError(f"--out {out}: folder exists and is not an earlier dry run (no README.md); choose an empty or new folder")
     shutil.rmtree(out, ignore_errors=True)
     for rel in files:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -32,17 +49,33 @@ def dry_run(dataset_dir: Path, out: Path) -> list[Path]:
     return files
 
 
-def publish(dataset_dir: Path, repo_id: str, private: bool) -> str:
-    if not REPO_ID.match(repo_id or ""):
-        raise UserError(f"--repo-id {repo_id!r}: expected USER/NAME (letters, digits, '.', '_', '-')")
+def _operations(api, repo_id: str, dataset_dir: Path, files: list[Path]) -> list:
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    local = {rel.as_posix() for rel in files}
+    remote = set(api.list_repo_files(repo_id, repo_type="dataset"))
+    stale = sorted(remote - local - {".gitattributes"})
+    return [CommitOperationDelete(path_in_repo=p) for p in stale] + [
+        CommitOperationAdd(path_in_repo=rel.as_posix(), path_or_fileobj=str(dataset_dir / rel)) for rel in files]
+
+
+def publish(dataset_dir: Path, repo_id: str, private: bool, commit_message: str, rerun: str) -> tuple[str, bool]:
+    """Upload the folder in one commit; returns (commit url, whether anything changed)."""
+    check_repo_id(repo_id)
     token = os.environ.get("HF_TOKEN")
     if not token:
         raise UserError("HF_TOKEN is not set: create a write token at https://huggingface.co/settings/tokens and export it")
+    files = upload_files(dataset_dir)
     from huggingface_hub import HfApi
 
-    files = upload_files(dataset_dir)
     api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    commit = api.upload_folder(folder_path=dataset_dir, repo_id=repo_id, repo_type="dataset",
-                               allow_patterns=[str(f) for f in files], commit_message="Publish dataset with trajforge")
-    return getattr(commit, "commit_url", str(commit))
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        before = api.repo_info(repo_id, repo_type="dataset").sha
+        commit = api.create_commit(repo_id, _operations(api, repo_id, dataset_dir, files), repo_type="dataset",
+                                   commit_message=commit_message)
+    except Exception as exc:  # whatever the Hub or the network did, nothing local was touched
+        detail = " ".join(str(exc).split())[:300]
+        raise UserError(f"upload to {repo_id} failed: {type(exc).__name__}: {detail}. The local dataset in {dataset_dir} "
+                        f"is intact and the commit is all-or-nothing; re-run `{rerun}`") from None
+    return commit.commit_url, commit.oid != before

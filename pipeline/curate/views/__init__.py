@@ -1,0 +1,63 @@
+"""Export views: derived layouts of the curated rows (never the source of truth). A view is a module with
+SCHEMA (its Arrow schema) and build(rows, context) -> rows; a new view is one file plus one registry line.
+
+Each view is written beside data/ as its own folder with the same split files, `{view}/{split}-k-of-n.parquet`,
+which the card lists as its own config; `trajforge export` writes one anywhere.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline import rows as rowlib
+from pipeline import shards
+from pipeline.curate.views import dpo, react, sharegpt, trl
+from pipeline.curate.write import shard_file
+
+VIEWS = {
+    "trl": (trl.SCHEMA, trl.build),
+    "sharegpt": (sharegpt.SCHEMA, sharegpt.build),
+    "react": (react.SCHEMA, react.build),
+    "dpo": (dpo.SCHEMA, dpo.trajectory_pairs),
+    "dpo_step": (dpo.SCHEMA, dpo.step_pairs),
+}
+NEEDS_FAILED = {"dpo", "dpo_step"}
+
+
+@dataclass
+class Context:
+    failed: dict[str, list[dict]] = field(default_factory=dict)
+
+
+def failed_rows(verified: list[Path]) -> dict[str, list[dict]]:
+    """Failed trajectories of the run by task id, read from verified/ (curate's data holds passed rows only)."""
+    out: dict[str, list[dict]] = {}
+    for path in verified:
+        table = pq.read_table(path, filters=pc.field("passed") == False)  # noqa: E712
+        for row in rowlib.from_table(table, "trajectory"):
+            out.setdefault(row["task_id"], []).append(row)
+    return out
+
+
+def write_view(name: str, dataset_dir: Path, out_dir: Path, verified: list[Path]) -> dict[str, int]:
+    """data/{split}-k-of-n.parquet -> out_dir/{split}-j-of-m.parquet in the view's layout; returns rows per split.
+    Data files whose rows give no view rows (e.g. no preference pair) give no file: `datasets` cannot read an
+    empty Parquet file, so the view's files are numbered over the non-empty ones."""
+    schema, build = VIEWS[name]
+    context = Context(failed_rows(verified) if name in NEEDS_FAILED else {})
+    parts: dict[str, list[Path]] = {}
+    counts: dict[str, int] = {}
+    for path in sorted((dataset_dir / "data").glob("*.parquet")):
+        split = path.name.split("-")[0]
+        rows = build(shards.read_shard(path, "trajectory", validate=False), context)
+        if rows:
+            part = out_dir / f".{split}-{len(parts.get(split, [])):05d}.part"
+            shards.write_table_atomic(part, rowlib.to_table_with_schema(rows, schema), compression="zstd")
+            parts.setdefault(split, []).append(part)
+            counts[split] = counts.get(split, 0) + len(rows)
+    for split, files in parts.items():
+        for k, part in enumerate(files):
+            part.rename(out_dir / shard_file(split, k, len(files)))
+    return counts

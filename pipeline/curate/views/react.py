@@ -1,0 +1,41 @@
+"""The `react` view: one plain-text ReAct transcript per trajectory (tool list, Question, Thought / Action /
+Action Input / Observation lines, Final Answer), rendered from the steps so every format reads the same: text
+for base-model or completion-style training."""
+
+import json
+
+import pyarrow as pa
+
+from pipeline.formats import react
+from pipeline.formats.base import Action
+from pipeline.tools import TOOLS
+
+SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string())])
+
+
+def tools_of(row: dict) -> list[dict]:
+    if row["tools"]:
+        return row["tools"]
+    return [TOOLS[name].spec() for name in (row.get("meta") or {}).get("tools", []) if name in TOOLS]
+
+
+def _step_text(step: dict) -> str:
+    if step["tool_name"] is None:  # an unparseable reply, kept as the model wrote it
+        return step["raw_action"] or ""
+    action = Action(step["thought"], tool=step["tool_name"], arguments=json.loads(step["tool_arguments"] or "{}"))
+    text = react.render(action)
+    return text + (f"\nObservation: {step['observation']}" if step["observation"] is not None else "")
+
+
+def render(row: dict) -> str:
+    lines = [react.system_prompt(tools_of(row)), "", f"Question: {row['instruction']}"]
+    for step in row["steps"]:
+        if step["action_type"] == "final_answer":
+            lines.append(react.render(Action(step["thought"], final_answer=row["final_answer"] or "")))
+        else:
+            lines.append(_step_text(step))
+    return "\n".join(lines)
+
+
+def build(rows: list[dict], context) -> list[dict]:
+    return [{"id": r["id"], "text": render(r)} for r in rows]
