@@ -15,13 +15,11 @@ PLOTS = {
 
 
 def _bar(ax, counts: Counter, title: str) -> None:
-    labels = [str(k) for k in sorted(counts)]
-    ax.bar(labels, [counts[k] for k in sorted(counts)], color="#4c72b0")
+    keys = sorted(counts)
+    ax.bar(range(len(keys)), [counts[k] for k in keys], color="#4c72b0")
+    ax.set_xticks(range(len(keys)), [str(k) for k in keys], rotation=30, ha="right")
     ax.set_title(title)
     ax.set_ylabel("rows")
-    ax.tick_params(axis="x", labelrotation=30)
-    for label in ax.get_xticklabels():
-        label.set_horizontalalignment("right")
 
 
 def draw(catalog: pa.Table, folder: Path) -> list[str]:
