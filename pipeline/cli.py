@@ -10,6 +10,8 @@ Examples:
   trajforge report runs/quickstart                      # regenerate report.html / report.json
   trajforge publish runs/quickstart --repo-id me/agent-trajectories   # token from HF_TOKEN
   trajforge export runs/quickstart --view trl --out /tmp/trl
+  trajforge sample configs/run.yaml --batch             # LLM teachers through the Batch API, one round per step
+  trajforge local-teacher start                         # the embedded llama.cpp teacher, for manual use
 """
 
 import argparse
@@ -37,6 +39,9 @@ def load_config(target: str, overrides: list[str]) -> tuple[configlib.Config, Pa
 
 def _run(args, stages: list[str]) -> int:
     config, implied_dir = load_config(args.config, args.set)
+    if getattr(args, "batch", False):
+        for profile in config["endpoints"].values():
+            profile["batch"] = True
     run_dir = runner.open_run(config, args.run_dir or implied_dir, args.reconfigure)
     spec = runner.ShardSpec.parse(args.shard)
     executor = {"name": args.executor, "address": args.address}
@@ -232,6 +237,21 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_local_teacher(args) -> int:
+    from pipeline.llm import local
+
+    if args.action == "start":
+        state = local.start_manual(args.model, args.n_ctx)
+        print(f"local teacher: {state['model']} at {state['base_url']} (pid {state['pid']}, log {state['log']})")
+    elif args.action == "stop":
+        state = local.stop_manual()
+        print(f"local teacher stopped (pid {state['pid']})" if state else "local teacher: not running")
+    else:
+        state = local.running()
+        print(f"local teacher: {state['model']} at {state['base_url']} (pid {state['pid']})" if state else "local teacher: not running")
+    return 0
+
+
 def _stage_options(p: argparse.ArgumentParser, shard: bool = True) -> None:
     p.add_argument("config", metavar="CONFIG", help="a YAML config, or a run directory to re-run with its config")
     p.add_argument("--run-dir", type=Path, help="run directory (default: runs/<run.name>)")
@@ -239,6 +259,7 @@ def _stage_options(p: argparse.ArgumentParser, shard: bool = True) -> None:
         p.add_argument("--shard", metavar="I/N", help="process only shards I, I+N, I+2N, ... (one task of a scheduler array)")
         p.add_argument("--executor", choices=["local", "ray"], default="local", help="where row-stage shards run (ray: trajforge[ray])")
         p.add_argument("--address", help="with --executor ray: the cluster address (default: start a local Ray instance)")
+        p.add_argument("--batch", action="store_true", help="send LLM requests through the Batch API (one round per agent step)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. sample.teachers[0].temperature=0.7")
     p.add_argument("--reconfigure", action="store_true", help="accept a changed config for an existing run dir and redo the stages it changes")
 
@@ -292,6 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="regenerate a run's report.html and report.json")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("local-teacher", help="start, stop or show the embedded llama.cpp teacher (Gemma 3 270M) for manual use")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--model", default="gemma-3-270m", help="the name it serves the model under (an endpoint's `model`)")
+    p.add_argument("--n-ctx", type=int, default=4096, help="context size in tokens")
+    p.set_defaults(func=cmd_local_teacher)
     p = sub.add_parser("list", help="list registered generators, tools, checks or formats")
     p.add_argument("what", choices=["generators", "tools", "checks", "formats"])
     p.set_defaults(func=cmd_list)

@@ -22,6 +22,7 @@ STAGES = ("synthesize", "sample", "verify", "curate", "publish")
 OPERATIONAL_KEYS = (
     "run.name",
     "run.stages",
+    "run.workers",
     "endpoints.*.base_url",
     "endpoints.*.api_key_env",
     "endpoints.*.max_concurrency",
@@ -29,6 +30,12 @@ OPERATIONAL_KEYS = (
     "endpoints.*.tpm",
     "endpoints.*.timeout_s",
     "curate.workers",
+    "endpoints.*.max_retries",
+    "endpoints.*.price_input_per_mtok",
+    "endpoints.*.price_output_per_mtok",
+    "endpoints.*.budget_usd",
+    "endpoints.*.batch",
+    "endpoints.*.batch_poll_s",
 )
 
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -185,6 +192,11 @@ def _check_references(data: dict, where: str) -> None:
             if "endpoint" not in teacher:
                 raise UserError(f"{where}: {field}.endpoint: missing required field (an llm teacher needs an endpoint)")
             _check_name(where, f"{field}.endpoint", teacher["endpoint"], data["endpoints"], "endpoint")
+            if data["endpoints"][teacher["endpoint"]]["mode"] == "completion":
+                for j, fmt in enumerate(teacher["formats"]):
+                    if FORMATS[fmt].completion is None:
+                        raise UserError(f"{where}: {field}.formats[{j}]: {fmt} needs a chat endpoint "
+                                        f"('{teacher['endpoint']}' has mode: completion; react drives base models)")
     from pipeline.curate import settings
 
     settings.check(data, where)

@@ -35,7 +35,7 @@ def _shard_task(name: str, data: dict, config_path: str, run_dir: str, k: int) -
     from pipeline import runner
 
     job = runner.ShardJob.build(name, configlib.Config(data, Path(config_path)), Path(run_dir))
-    asyncio.run(job.run(k, lambda n: None))
+    asyncio.run(job.run_all([k], lambda n: None))
     return k
 
 

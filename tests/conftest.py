@@ -11,9 +11,12 @@ TRAJFORGE = [sys.executable, "-m", "pipeline"]
 
 
 def small_config(**counts) -> dict:
-    """A quickstart-shaped config with small counts (default: 6 tasks per domain, 5 tasks per shard)."""
+    """A quickstart-shaped config with small counts (default: 6 tasks per domain, 5 tasks per shard) and the
+    program teacher only (the local LLM teacher has its own tests: tests/test_local_teacher.py)."""
     data = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
     data["run"]["rows_per_shard"] = 5
+    data["sample"]["teachers"] = [t for t in data["sample"]["teachers"] if t["policy"] == "program"]
+    data.pop("endpoints", None)
     for gen in data["synthesize"]["generators"]:
         gen["count"] = counts.get(gen["name"], 6)
     return data

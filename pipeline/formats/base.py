@@ -34,6 +34,17 @@ class Action:
 
 
 @dataclass(frozen=True)
+class Completion:
+    """How a base model is driven in completion mode: `prompt(messages, tools)` renders the episode so far as
+    a few-shot text prompt ending in `prefix`, which the model continues until one of `stop`. The row's
+    assistant message is `prefix` + the generated text, stripped."""
+
+    prompt: Callable[[list[dict], list[dict]], str]
+    prefix: str
+    stop: list[str]
+
+
+@dataclass(frozen=True)
 class Format:
     """`action_type` is what the steps record for a non-final action (`tool_call`, or `code` for CodeAct);
     `plan_action` turns a tool call of a solution program into this format's action (CodeAct writes it as code)."""
@@ -45,6 +56,8 @@ class Format:
     parse_message: Callable[[dict], Action]
     action_type: str = "tool_call"
     plan_action: Callable[[Action], Action] = lambda action: action
+    completion: Completion | None = None  # None: the format cannot drive a completion-mode endpoint
+    native_tools: bool = False  # tools go to the API as `tools`, replies carry `tool_calls`
 
 
 def describe_tools(tools: list[dict]) -> str:

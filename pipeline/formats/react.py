@@ -3,9 +3,10 @@
 import json
 import re
 
-from pipeline.formats.base import Action, Format, FormatError, describe_tools, text_observation
+from pipeline.formats import demos
+from pipeline.formats.base import Action, Completion, Format, FormatError, describe_tools, text_observation
 
-STOP = ["\nObservation:", "Observation:"]
+STOP = ["\nObservation:", "Observation:", "\nQuestion:"]
 
 _FIELD = re.compile(r"^\s*(Thought|Action Input|Action|Final Answer)\s*:\s*", re.MULTILINE)
 
@@ -56,10 +57,29 @@ def parse(text: str) -> Action:
     return Action(thought, tool=fields["Action"], arguments=arguments)
 
 
+def completion_prompt(messages: list[dict], tools: list[dict]) -> str:
+    """The original ReAct prompt for base models: the format, worked demonstrations for the task's tools
+    (observations from the real tools), then the question and the episode so far, ending in 'Thought:'."""
+    names = [spec["function"]["name"] for spec in tools]
+    parts = [
+        "Answer the question step by step, using tools.\nTools:\n" + describe_tools(tools) + "\n\n"
+        "Use this format:\nThought: your reasoning\nAction: the tool name\nAction Input: a JSON object of arguments\n"
+        "Observation: the tool's result\n... (Thought, Action, Action Input and Observation repeat as needed)\n"
+        "Thought: I now know the answer\nFinal Answer: the answer\n"
+    ]
+    for name in demos.choose(names):
+        demo = demos.DEMOS[name]
+        steps = [f"{render(action)}\nObservation: {observation}" for action, observation in zip(demo.actions, demos.observed(name))]
+        parts.append("\n".join([f"Question: {demo.question}", *steps, render(demo.final)]) + "\n")
+    episode = [f"Question: {messages[1]['content']}"] + [m["content"] for m in messages[2:]]
+    return "\n".join(parts) + "\n" + "\n".join(episode) + "\nThought:"
+
+
 FORMAT = Format(
     name="react",
     system_prompt=system_prompt,
     action_message=lambda action: {"role": "assistant", "content": render(action)},
     observation_message=text_observation,
     parse_message=lambda message: parse(message.get("content") or ""),
+    completion=Completion(prompt=completion_prompt, prefix="Thought:", stop=STOP),
 )

@@ -18,10 +18,11 @@ class Turn:
     """What a policy returns for one step: the assistant message, its parsed action (None when the reply
     could not be parsed, with `error` saying why) and what it cost."""
 
-    message: dict
+    message: dict | None  # None when no reply came (the request failed): the episode ends with `error`
     action: Action | None
     error: str | None = None
     usage: dict = field(default_factory=lambda: dict(ZERO_USAGE))
+    raw: str | None = None  # what the model emitted, where the message does not show it (e.g. broken tool calls)
 
 
 class Policy(Protocol):
@@ -57,7 +58,7 @@ def _step(index: int, message_index: int, action: Action | None, turn: Turn, sec
         "thought": action.thought if action else None,
         "tool_name": action.tool if action else None,
         "tool_arguments": action.arguments_json() if action and not action.is_final else None,
-        "raw_action": turn.message.get("content"),
+        "raw_action": turn.raw if turn.raw is not None else turn.message.get("content"),
         "observation": None,
         "error": turn.error,
         "step_verdict": None,
@@ -79,6 +80,9 @@ async def run_episode(task: dict, policy: Policy, fmt: Format, env: Env, max_ste
         t0 = time.perf_counter()
         turn = await policy.next_turn(episode)
         _add_usage(episode.usage, turn.usage)
+        if turn.message is None:
+            episode.error = f"step {index}: {turn.error}"
+            break
         episode.messages.append(turn.message)
         step = _step(index, len(episode.messages) - 1, turn.action, turn, time.perf_counter() - t0, fmt)
         episode.steps.append(step)

@@ -38,7 +38,8 @@ class ProgramPolicy:
         index, seen = len(episode.steps), episode.observations
         if index < len(solution["steps"]):
             planned = solution["steps"][index]
-            action = Action(fill(planned["thought"], seen), tool=planned["tool"], arguments=fill_arguments(planned["arguments"], seen))
+            action = Action(fill(planned["thought"], seen), tool=planned["tool"], arguments=fill_arguments(planned["arguments"], seen),
+                            tool_call_id=f"call_{index}")
             action = episode.fmt.plan_action(action)
         else:
             thought = fill(solution.get("final_thought") or "I have everything I need.", seen)

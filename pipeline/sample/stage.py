@@ -1,12 +1,21 @@
 """The sample stage: for each task, each teacher, each of its formats and samples, run one episode and
-write it as a trajectory row."""
+write it as a trajectory row.
+
+LLM teachers reach their endpoints through `open(run_dir)`, which the runner enters once around the stage's
+shards (checking every endpoint before any work). Under the Batch
+API, `process` returns None for a shard whose episodes wait on a reply, and `batch_round` gets the replies.
+"""
 
 import asyncio
+from contextlib import asynccontextmanager
 
 from pipeline import __version__
 from pipeline.formats import FORMATS
 from pipeline.jsonutil import content_hash
+from pipeline.llm.client import Deferred
+from pipeline.llm.endpoints import Endpoints
 from pipeline.sample.agent import Episode, run_episode
+from pipeline.sample.llm_policy import LLMPolicy
 from pipeline.sample.policies import ProgramPolicy
 from pipeline.tools import Env, final_state
 from pipeline.tools.python import sandbox_report
@@ -19,21 +28,55 @@ TEXT_FORMATS = {"react", "cota", "codeact"}
 class SampleStage:
     name = "sample"
     output_kind = "trajectory"
+    shards_in_flight = 4  # keeps an endpoint busy across shard boundaries
 
     def __init__(self, config, stage_hash: str):
         self.config = config
         self.stage_hash = stage_hash
         self.teachers = config["sample"]["teachers"]
+        self.clients = {}
 
-    def policy(self, teacher: dict):
+    @asynccontextmanager
+    async def open(self, run_dir):
+        """Open the endpoints the LLM teachers use (nothing for program teachers) for the stage's duration."""
+        names = [t["endpoint"] for t in self.teachers if t["policy"] == "llm"]
+        if not names:
+            yield
+            return
+        async with Endpoints(self.config["endpoints"], names, run_dir) as self.clients:
+            yield
+        self.clients = {}
+
+    @property
+    def batching(self) -> bool:
+        return any(client.batch is not None for client in self.clients.values())
+
+    async def batch_round(self) -> int:
+        """Send the requests the last pass deferred, as Batch API jobs; returns how many were sent."""
+        return sum([await client.batch.run_round() for client in self.clients.values() if client.batch is not None])
+
+    def stats(self) -> dict:
+        """Request counts and spend of this invocation, summed over endpoints, for the stage summary."""
+        totals = {}
+        for client in self.clients.values():
+            for key, value in client.stats.items():
+                totals[key] = totals.get(key, 0) + value
+        return totals
+
+    def policy(self, teacher: dict, task: dict, fmt_name: str, k: int):
         if teacher["policy"] == "program":
             return ProgramPolicy()
-        raise NotImplementedError(f"policy {teacher['policy']!r}")
+        sample_key = [task["id"], teacher["name"], fmt_name, k]
+        return LLMPolicy(self.clients[teacher["endpoint"]], teacher, sample_key, self.config["run"]["seed"] + k)
 
     def jobs(self, tasks: list[dict]):
+        chosen = []
+        for teacher in self.teachers:
+            fitting = [t["id"] for t in tasks if "domains" not in teacher or t["domain"] in teacher["domains"]]
+            chosen.append(set(fitting[: teacher.get("max_tasks_per_shard")]))
         for task in tasks:
-            for teacher in self.teachers:
-                if "domains" in teacher and task["domain"] not in teacher["domains"]:
+            for teacher, ids in zip(self.teachers, chosen):
+                if task["id"] not in ids:
                     continue
                 if teacher["policy"] == "program" and not task["solution"]:
                     continue  # imported tasks without a solution program are for LLM teachers
@@ -42,14 +85,14 @@ class SampleStage:
                         yield task, teacher, fmt, k
 
     def expected_outputs(self, inputs: int) -> int:
-        """Trajectories for `inputs` tasks (an upper bound when teachers are limited to some domains)."""
-        return inputs * sum(len(t["formats"]) * t["samples_per_task"] for t in self.teachers)
+        """Trajectories for a shard of `inputs` tasks (an upper bound when teachers are limited to some domains)."""
+        return sum(min(inputs, t.get("max_tasks_per_shard") or inputs) * len(t["formats"]) * t["samples_per_task"] for t in self.teachers)
 
     async def sample_one(self, task: dict, teacher: dict, fmt_name: str, k: int) -> dict:
         fmt = FORMATS[fmt_name]
         sample = self.config["sample"]
         with Env(task["environment"], sample["max_observation_chars"], sample["sandbox"]) as env:
-            episode = await run_episode(task, self.policy(teacher), fmt, env, teacher["max_steps"])
+            episode = await run_episode(task, self.policy(teacher, task, fmt_name, k), fmt, env, teacher["max_steps"])
             state = final_state(env)
         row = self.to_row(task, teacher, fmt_name, k, episode)
         if state:
@@ -58,13 +101,32 @@ class SampleStage:
             row["meta"]["sandbox"] = sandbox_report()
         return row
 
-    async def process(self, tasks: list[dict], progress) -> list[dict]:
+    async def process(self, tasks: list[dict], progress) -> list[dict] | None:
+        """One row per job; None when some episode waits on a Batch API round (the shard is not done yet)."""
+        batching = self.batching
+
         async def one(job):
-            row = await self.sample_one(*job)
-            progress(1)
+            try:
+                row = await self.sample_one(*job)
+            except Deferred:
+                return None
+            if not batching:
+                progress(1)
             return row
 
-        return list(await asyncio.gather(*(one(job) for job in self.jobs(tasks))))
+        running = [asyncio.ensure_future(one(job)) for job in self.jobs(tasks)]
+        try:
+            rows = await asyncio.gather(*running)
+        except BaseException:  # a stopped endpoint or Ctrl-C: no new requests from the other episodes either
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
+        if any(row is None for row in rows):
+            return None
+        if batching:
+            progress(len(rows))
+        return list(rows)
 
     def to_row(self, task: dict, teacher: dict, fmt_name: str, k: int, episode: Episode) -> dict:
         program = teacher["policy"] == "program"

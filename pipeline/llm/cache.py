@@ -1,0 +1,77 @@
+"""The persistent LLM response cache, `runs/<name>/cache.sqlite`.
+
+A reply is stored under the hash of the endpoint's model, the mode, the full canonical request body and a
+sample key (task id, sample index: without it N samples of one task at temperature > 0 would collapse into
+one cached reply). The API key and the base URL never enter the key or the file. Only definitive answers are
+stored, never transient failures, so re-running finished work makes zero requests and re-running failed work
+retries it.
+
+The same file records what each endpoint has spent (for `budget_usd`) and the Batch API jobs in flight, so
+a restart between batch rounds picks up the job instead of paying for it twice. Several processes (`--shard`)
+may share it: SQLite in WAL mode with a busy timeout.
+"""
+
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from pipeline.jsonutil import canonical_json
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS replies (
+    key TEXT PRIMARY KEY, endpoint TEXT NOT NULL, model TEXT NOT NULL, reply TEXT NOT NULL,
+    cost_usd REAL NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS spend (endpoint TEXT PRIMARY KEY, usd REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, requests TEXT NOT NULL, created REAL NOT NULL);
+"""
+
+
+def request_key(model: str, mode: str, body: dict, sample_key) -> str:
+    """The cache key of one request: sha256 of model, mode, canonical body and sample key."""
+    return hashlib.sha256(canonical_json(["v1", model, mode, body, sample_key]).encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def get(self, key: str) -> dict | None:
+        row = self.db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, endpoint: str, model: str, reply: dict, cost_usd: float) -> float:
+        """Store a reply and add its cost to the endpoint's spend; returns the spend so far (all processes)."""
+        self.db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?)",
+                        (key, endpoint, model, canonical_json(reply), cost_usd, time.time()))
+        return self.db.execute("INSERT INTO spend VALUES (?, ?) ON CONFLICT (endpoint) DO UPDATE SET usd = usd + excluded.usd "
+                               "RETURNING usd", (endpoint, cost_usd)).fetchone()[0]
+
+    def spent(self, endpoint: str) -> float:
+        """USD spent on `endpoint` by every request this run directory has made."""
+        row = self.db.execute("SELECT usd FROM spend WHERE endpoint = ?", (endpoint,)).fetchone()
+        return row[0] if row else 0.0
+
+    def count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+
+    def add_batch(self, batch_id: str, endpoint: str, requests: dict) -> None:
+        """Remember a submitted batch job: custom_id -> {key, mode} for each request in it."""
+        self.db.execute("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?)", (batch_id, endpoint, canonical_json(requests), time.time()))
+
+    def open_batches(self, endpoint: str) -> list[tuple[str, dict]]:
+        rows = self.db.execute("SELECT id, requests FROM batches WHERE endpoint = ? ORDER BY created", (endpoint,)).fetchall()
+        return [(batch_id, json.loads(requests)) for batch_id, requests in rows]
+
+    def close_batch(self, batch_id: str) -> None:
+        self.db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,258 @@
+"""The one LLM client: every request trajforge makes to an LLM goes through `LLMClient`.
+
+    client = LLMClient("gpt", config["endpoints"]["gpt"], cache)
+    reply = await client.chat(messages, tools=tools, sample_key=["task-1", 0], temperature=0.7, max_tokens=256)
+    reply = await client.complete(prompt, stop=["Observation:"], sample_key=["task-1", 0], max_tokens=128)
+    reply.text, reply.tool_calls, reply.usage()
+
+Messages are row messages (tool-call arguments as objects); they become JSON strings here, at the API
+boundary. The client owns the endpoint's concurrency and RPM/TPM limits, retries of transient failures with
+exponential backoff and jitter that honour Retry-After, timeouts, the response cache, token and cost
+accounting and `budget_usd`. Failures are one of two types:
+- `LLMError`: this request failed for good (400 context length, 401, 404 model, retries exhausted, ...);
+  the caller records it on its row.
+- `EndpointStopped`: no more requests may go to this endpoint (budget reached, quota exhausted); the stage
+  stops, finished shards are kept, the rest is left for a later run.
+"""
+
+import asyncio
+import email.utils
+import json
+import time
+from dataclasses import dataclass, field
+
+import openai
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from pipeline.errors import UserError
+from pipeline.llm.cache import ResponseCache, request_key
+from pipeline.llm.limits import RateLimiter
+
+PATHS = {"chat": "/chat/completions", "completion": "/completions"}
+MAX_BACKOFF_S = 60.0
+
+
+class LLMError(Exception):
+    """A request that failed for good. `kind` is one of: timeout, connection, rate_limit, server, malformed,
+    context_length, bad_request, auth, not_found, content_filter."""
+
+    def __init__(self, kind: str, message: str, status: int | None = None, retryable: bool = False, retry_after: float | None = None):
+        super().__init__(f"{kind}" + (f" (HTTP {status})" if status else "") + f": {message}")
+        self.kind, self.status, self.retryable, self.retry_after = kind, status, retryable, retry_after
+
+
+class EndpointStopped(UserError):
+    """No more requests may be sent to an endpoint; finished shards are kept, the rest waits for a later run."""
+
+    exit_code = 3
+
+
+class Deferred(Exception):
+    """The request was queued for the next Batch API round; the episode resumes from the cache after it."""
+
+
+@dataclass
+class Reply:
+    text: str | None
+    tool_calls: list[dict] = field(default_factory=list)  # {"id", "name", "arguments": the JSON string as emitted}
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    cached: bool = False
+    seconds: float = 0.0
+
+    def usage(self) -> dict:
+        """What the reply cost, the same whether it came from the endpoint or the cache (rows stay reproducible)."""
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens, "llm_calls": 1, "cost_usd": self.cost_usd}
+
+    def to_cache(self) -> dict:
+        return {"text": self.text, "tool_calls": self.tool_calls, "finish_reason": self.finish_reason,
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens, "cost_usd": self.cost_usd}
+
+
+def api_messages(messages: list[dict]) -> list[dict]:
+    """Row messages -> OpenAI request messages: tool-call arguments become JSON strings."""
+    out = []
+    for message in messages:
+        if "tool_calls" in message:
+            calls = [{**call, "function": {**call["function"], "arguments": json.dumps(call["function"]["arguments"], ensure_ascii=False)}}
+                     for call in message["tool_calls"]]
+            message = {**message, "tool_calls": calls}
+        out.append(message)
+    return out
+
+
+def parse_reply(mode: str, data: dict) -> Reply:
+    """A response body -> Reply; a body without the expected shape is a (retryable) malformed reply."""
+    try:
+        choice = data["choices"][0]
+        usage = data.get("usage") or {}
+        if mode == "completion":
+            text, calls = choice["text"], []
+        else:
+            message = choice["message"]
+            text = message.get("content")
+            calls = [{"id": c.get("id"), "name": c["function"]["name"], "arguments": c["function"].get("arguments") or ""}
+                     for c in message.get("tool_calls") or []]
+        return Reply(text, calls, choice.get("finish_reason"), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise LLMError("malformed", f"response body has no usable choice ({type(exc).__name__}: {exc})", retryable=True) from None
+
+
+def retry_after_seconds(headers) -> float | None:
+    """Retry-After as seconds (also retry-after-ms and the HTTP-date form)."""
+    if headers.get("retry-after-ms"):
+        try:
+            return float(headers["retry-after-ms"]) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def classify(exc: Exception) -> Exception:
+    """An exception from the SDK -> LLMError (retryable or not) or EndpointStopped."""
+    if isinstance(exc, openai.APITimeoutError):
+        return LLMError("timeout", "no response in time", retryable=True)
+    if isinstance(exc, openai.APIConnectionError):
+        return LLMError("connection", str(exc.__cause__ or exc), retryable=True)
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        body = exc.body if isinstance(exc.body, dict) else {}
+        error = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+        code, message = str(error.get("code") or error.get("type") or ""), str(error.get("message") or exc.message)[:300]
+        if status == 429 and code == "insufficient_quota":
+            return EndpointStopped(f"the endpoint says the quota is exhausted: {message}")
+        if status in (408, 409, 429) or status >= 500:
+            kind = "rate_limit" if status == 429 else "server"
+            return LLMError(kind, message, status, retryable=True, retry_after=retry_after_seconds(exc.response.headers))
+        if status == 400 and ("context_length" in code or "context length" in message.lower()):
+            return LLMError("context_length", message, status)
+        kind = {401: "auth", 403: "auth", 404: "not_found"}.get(status, "bad_request")
+        return LLMError(kind, message, status)
+    if isinstance(exc, ValueError):  # a truncated or non-JSON 200 body
+        return LLMError("malformed", f"response body is not valid JSON ({exc})", retryable=True)
+    return exc
+
+
+class LLMClient:
+    """One endpoint profile (a dict from the config's `endpoints`), its limits, cache and spend."""
+
+    def __init__(self, name: str, profile: dict, cache: ResponseCache, api_key: str | None = None):
+        self.name, self.profile, self.cache = name, profile, cache
+        self.model, self.mode = profile["model"], profile["mode"]
+        self.semaphore = asyncio.Semaphore(profile["max_concurrency"])
+        self.limiter = RateLimiter(profile["rpm"], profile["tpm"])
+        self.api = openai.AsyncOpenAI(
+            base_url=profile["base_url"], api_key=api_key or "unused", max_retries=0, timeout=profile["timeout_s"],
+            http_client=http_client(profile["timeout_s"]))
+        self.budget = profile["budget_usd"]
+        self.spent = cache.spent(name)  # by this run directory, all processes (as of this process's last reply)
+        self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "failed": 0, "spent_usd": 0.0}
+        self.batch = None  # a pipeline.llm.batch.BatchRounds when the endpoint uses the Batch API
+
+    async def chat(self, messages: list[dict], *, tools: list[dict] | None = None, sample_key=None, **params) -> Reply:
+        body = {"model": self.model, "messages": api_messages(messages), **params}
+        if tools:
+            body["tools"] = tools
+        return await self.request("chat", body, sample_key)
+
+    async def complete(self, prompt: str, *, sample_key=None, **params) -> Reply:
+        return await self.request("completion", {"model": self.model, "prompt": prompt, **params}, sample_key)
+
+    async def request(self, mode: str, body: dict, sample_key=None) -> Reply:
+        """Send one request body (or answer it from the cache); raises LLMError, EndpointStopped or Deferred."""
+        key = request_key(self.model, mode, body, sample_key)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.stats["cache_hits"] += 1
+            return Reply(**cached, cached=True)
+        self.check_budget()
+        if self.batch is not None:
+            self.batch.defer(key, mode, body)
+            raise Deferred(key)
+        began = time.perf_counter()
+        try:
+            reply = await self._send_with_retries(mode, body)
+        except LLMError:
+            self.stats["failed"] += 1
+            raise
+        reply.seconds = time.perf_counter() - began
+        self.record(key, reply)
+        return reply
+
+    def record(self, key: str, reply: Reply) -> None:
+        """Price a definitive reply, count it and store it in the cache."""
+        reply.cost_usd = self.cost(reply.prompt_tokens, reply.completion_tokens)
+        self.stats["spent_usd"] += reply.cost_usd
+        self.spent = self.cache.put(key, self.name, self.model, reply.to_cache(), reply.cost_usd)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.profile["price_input_per_mtok"] + completion_tokens * self.profile["price_output_per_mtok"]) / 1e6
+
+    def check_budget(self) -> None:
+        if self.budget is not None and self.spent >= self.budget:
+            raise EndpointStopped(f"endpoints.{self.name}.budget_usd={self.budget} reached "
+                                  f"(${self.spent:.4f} spent by this run directory); "
+                                  f"finished shards are kept: raise the budget and re-run to go on (cached replies are free)")
+
+    async def _send_with_retries(self, mode: str, body: dict) -> Reply:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.profile["max_retries"] + 1),
+            wait=self._wait, retry=retry_if_exception(lambda e: isinstance(e, LLMError) and e.retryable),
+            before_sleep=self._count_retry, reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(mode, body)
+
+    def _count_retry(self, state) -> None:
+        self.stats["retries"] += 1
+
+    @staticmethod
+    def _wait(state) -> float:
+        """Retry-After when the server gave one, else exponential backoff with full jitter."""
+        exc = state.outcome.exception()
+        if isinstance(exc, LLMError) and exc.retry_after is not None:
+            return exc.retry_after
+        return wait_random_exponential(multiplier=0.5, max=MAX_BACKOFF_S)(state)
+
+    async def _send_once(self, mode: str, body: dict) -> Reply:
+        estimated = estimate_tokens(body) if self.limiter.tokens else 0
+        async with self.semaphore:
+            await self.limiter.acquire(estimated)
+            self.check_budget()
+            self.stats["requests"] += 1
+            try:
+                data = await self.api.post(PATHS[mode], cast_to=object, body=body)
+            except Exception as exc:
+                raise classify(exc) from None
+        reply = parse_reply(mode, data if isinstance(data, dict) else {})
+        self.limiter.settle(estimated, reply.prompt_tokens + reply.completion_tokens)
+        if reply.finish_reason == "content_filter":
+            raise LLMError("content_filter", "the endpoint withheld the reply (finish_reason=content_filter)")
+        return reply
+
+    async def close(self) -> None:
+        await self.api.close()
+
+
+def estimate_tokens(body: dict) -> int:
+    """A pre-request guess for the TPM limit: about 4 characters a token, plus the completion budget."""
+    text = body.get("prompt") or json.dumps(body.get("messages", ""))
+    return len(text) // 4 + int(body.get("max_tokens") or 256)
+
+
+def http_client(timeout_s: float):
+    """aiohttp transport when available: about half the CPU per call of the default one at high concurrency.
+    Its connection pool (1,000) is larger than any sensible max_concurrency, which the client enforces."""
+    try:
+        return openai.DefaultAioHttpClient(timeout=timeout_s)
+    except RuntimeError:
+        return openai.DefaultAsyncHttpxClient(timeout=timeout_s)

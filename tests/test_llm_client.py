@@ -1,0 +1,149 @@
+"""The LLM client against a fake OpenAI-compatible server over real HTTP: retries, Retry-After, timeouts,
+classified errors, the response cache, budget and rate limits."""
+
+import asyncio
+import json
+
+import pytest
+
+from pipeline import config as configlib
+from pipeline import schema
+from pipeline.llm.cache import ResponseCache
+from pipeline.llm.client import EndpointStopped, LLMClient, LLMError
+from tests.fake_openai import FakeOpenAI, Fault
+
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+def profile(server: FakeOpenAI, **overrides) -> dict:
+    """An endpoint profile with the config schema's defaults."""
+    root = schema.load_schema("config")
+    data = {"base_url": server.base_url, "model": "fake-model", "timeout_s": 5, "max_retries": 3, **overrides}
+    return configlib.apply_defaults(root["$defs"]["endpoint"], data, root)
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+def ask(server, tmp_path, calls=1, sample_keys=None, **overrides):
+    """Make `calls` chat requests with one client; returns (replies or exceptions, client stats)."""
+
+    async def run():
+        client = LLMClient("fake", profile(server, **overrides), ResponseCache(tmp_path / "cache.sqlite"))
+        try:
+            keys = sample_keys or [["task", i] for i in range(calls)]
+            return await asyncio.gather(*(client.chat(HELLO, sample_key=k) for k in keys), return_exceptions=True), client.stats
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
+def test_server_errors_are_retried_until_success(server, tmp_path):
+    server.faults += [Fault(500), Fault(503)]
+    (reply,), stats = ask(server, tmp_path)
+    assert reply.text.endswith("Final Answer: 42")
+    assert len(server.completions) == 3 and stats["retries"] == 2
+
+
+def test_429_waits_as_long_as_retry_after_says(server, tmp_path):
+    server.faults.append(Fault(429, {"Retry-After": "2"}))
+    (reply,), _ = ask(server, tmp_path)
+    first, second = server.completions[0][2], server.completions[1][2]
+    assert reply.text and second - first >= 1.95  # backoff alone would wait at most 1 s here
+
+
+def test_timeout_becomes_a_classified_error_after_retries(server, tmp_path):
+    server.faults += [Fault(delay=3), Fault(delay=3)]
+    (error,), stats = ask(server, tmp_path, timeout_s=0.3, max_retries=1)
+    assert isinstance(error, LLMError) and error.kind == "timeout"
+    assert len(server.completions) == 2 and stats["failed"] == 1
+
+
+def test_truncated_body_is_retried(server, tmp_path):
+    server.faults.append(Fault(body='{"id": "chatcmpl-1", "choi'))
+    (reply,), _ = ask(server, tmp_path)
+    assert reply.text and len(server.completions) == 2
+
+
+@pytest.mark.parametrize("fault, kind", [
+    (Fault(400, code="context_length_exceeded"), "context_length"),
+    (Fault(400), "bad_request"),
+    (Fault(401), "auth"),
+    (Fault(404), "not_found"),
+])
+def test_definitive_errors_are_not_retried(server, tmp_path, fault, kind):
+    server.faults.append(fault)
+    (error,), _ = ask(server, tmp_path)
+    assert isinstance(error, LLMError) and error.kind == kind and error.status == fault.status
+    assert len(server.completions) == 1
+
+
+def test_insufficient_quota_stops_the_endpoint(server, tmp_path):
+    server.faults.append(Fault(429, code="insufficient_quota"))
+    (error,), _ = ask(server, tmp_path)
+    assert isinstance(error, EndpointStopped) and "quota" in str(error)
+    assert len(server.completions) == 1
+
+
+def test_cache_answers_a_repeated_request_without_sending_it(server, tmp_path):
+    ask(server, tmp_path, sample_keys=[["task", 0]])
+    (reply,), stats = ask(server, tmp_path, sample_keys=[["task", 0]])
+    assert reply.cached and stats["requests"] == 0 and stats["cache_hits"] == 1
+    assert len(server.completions) == 1
+
+
+def test_sample_key_keeps_samples_of_one_task_apart(server, tmp_path):
+    ask(server, tmp_path, sample_keys=[["task", 0], ["task", 1]])
+    assert len(server.completions) == 2
+
+
+def test_transient_failures_are_not_cached(server, tmp_path):
+    server.faults.append(Fault(500))
+    (error,), _ = ask(server, tmp_path, max_retries=0)
+    assert isinstance(error, LLMError)
+    (reply,), stats = ask(server, tmp_path, max_retries=0)
+    assert reply.text and not reply.cached and stats["requests"] == 1
+
+
+def test_cache_file_holds_no_api_key(server, tmp_path, monkeypatch):
+    async def run():
+        client = LLMClient("fake", profile(server), ResponseCache(tmp_path / "cache.sqlite"), api_key="sk-secret-123")
+        await client.chat(HELLO, sample_key=["t", 0])
+        await client.close()
+
+    asyncio.run(run())
+    assert b"sk-secret-123" not in (tmp_path / "cache.sqlite").read_bytes()
+
+
+def test_budget_stops_new_requests_and_persists_across_clients(server, tmp_path):
+    prices = {"price_input_per_mtok": 50.0, "price_output_per_mtok": 50.0, "budget_usd": 0.0015}  # $0.001 per request
+    results, stats = ask(server, tmp_path, calls=3, max_concurrency=1, **prices)
+    assert [type(r).__name__ for r in results] == ["Reply", "Reply", "EndpointStopped"]
+    assert len(server.completions) == 2 and stats["spent_usd"] == pytest.approx(0.002)
+    (again,), _ = ask(server, tmp_path, sample_keys=[["other", 0]], **prices)
+    assert isinstance(again, EndpointStopped) and len(server.completions) == 2
+
+
+def test_rpm_limit_spaces_requests(server, tmp_path):
+    ask(server, tmp_path, calls=9, rpm=60)  # a burst of 6, then one a second: the 9th 3 s after the client starts
+    times = sorted(t for _, _, t in server.completions)
+    assert times[-1] - times[0] >= 2.0  # without the limit: a few milliseconds
+
+
+def test_tool_call_arguments_are_objects_in_rows_and_strings_on_the_wire(server, tmp_path):
+    messages = HELLO + [{"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "calculator", "arguments": {"expression": "1+1"}}}]},
+                        {"role": "tool", "tool_call_id": "c1", "content": "2"}]
+
+    async def run():
+        client = LLMClient("fake", profile(server), ResponseCache(tmp_path / "cache.sqlite"))
+        await client.chat(messages, sample_key=["t", 0])
+        await client.close()
+
+    asyncio.run(run())
+    sent = server.completions[0][1]["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(sent) == {"expression": "1+1"}
+    assert messages[1]["tool_calls"][0]["function"]["arguments"] == {"expression": "1+1"}
