@@ -2,6 +2,8 @@
 classified errors, the response cache, budget and rate limits."""
 
 import asyncio
+import multiprocessing
+import os
 import json
 
 import pytest
@@ -147,3 +149,21 @@ def test_tool_call_arguments_are_objects_in_rows_and_strings_on_the_wire(server,
     sent = server.completions[0][1]["messages"][1]["tool_calls"][0]["function"]["arguments"]
     assert json.loads(sent) == {"expression": "1+1"}
     assert messages[1]["tool_calls"][0]["function"]["arguments"] == {"expression": "1+1"}
+
+
+def _open_cache_and_write(path, barrier) -> None:
+    barrier.wait()
+    ResponseCache(path).put(f"key-{os.getpid()}", "fake", "fake-model", {"text": "x"}, 0.0)
+
+
+def test_worker_processes_can_open_a_new_cache_file_at_the_same_moment(tmp_path):
+    context = multiprocessing.get_context("fork")
+    for attempt in range(15):  # without the retry, switching a new file to WAL failed in about one trial in eight
+        path, barrier = tmp_path / f"cache-{attempt}.sqlite", context.Barrier(4)
+        processes = [context.Process(target=_open_cache_and_write, args=(path, barrier)) for _ in range(4)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+        assert [p.exitcode for p in processes] == [0, 0, 0, 0]
+        assert ResponseCache(path).count() == 4
