@@ -152,14 +152,16 @@ def test_soft_check_lowers_score_but_keeps_the_row():
     assert verified["passed"] is True and verified["score"] == 0.5
 
 
-def test_answer_in_another_unit_is_converted():
+def test_answer_must_be_in_the_unit_the_task_asks_for():
     from pipeline.verify.answers import answers_match
 
     truth = {"answer": 75.0, "unit": "km", "tolerance": 0.01}
-    assert answers_match("46.6028 miles", truth)[0]
-    assert answers_match("75000 m", truth)[0]
+    assert answers_match("75 km", truth)[0] and answers_match("75 kilometers", truth)[0] and answers_match("75", truth)[0]
+    assert not answers_match("46.6028 miles", truth)[0]  # the same distance, but not what was asked
     assert not answers_match("75 kg", truth)[0]
     assert not answers_match("75 miles", truth)[0]
+    celsius = {"answer": 40.5, "unit": "degC", "tolerance": 0.001}
+    assert answers_match("40.5 °C", celsius)[0] and not answers_match("104.9 °F", celsius)[0]
 
 
 def test_lists_are_compared_as_multisets():

@@ -25,8 +25,9 @@ def _is_number(value) -> bool:
 
 
 def number_in_unit(text: str, unit: str) -> float | None:
-    """The quantity in `text` expressed in `unit` ('46.6 miles' -> 75.0 for 'km'); None when `text` names no
-    unit pint knows; NaN when it names a unit of another dimension."""
+    """The number in `text` when it is stated in `unit` or a spelling of it ('46.6 miles' for 'mile'); None when
+    `text` names no unit pint knows (a bare number); NaN when it names another unit: the task asked for `unit`,
+    so an equivalent quantity in other units ('104.9 °F' for degC) does not answer it."""
     from pipeline.tools.convert import registry
 
     match = _NUMBER.search(text.replace("$", ""))
@@ -36,15 +37,11 @@ def number_in_unit(text: str, unit: str) -> float | None:
     import pint
 
     try:
-        quantity = registry().Quantity(float(match.group(0).replace(",", "")), rest)
+        stated = registry().Quantity(float(match.group(0).replace(",", "")), rest)
+        asked = registry().Unit(unit)
     except (pint.errors.PintError, ValueError, AttributeError, TypeError, AssertionError):
         return None
-    try:
-        return quantity.to(unit).magnitude
-    except pint.errors.DimensionalityError:
-        return float("nan")
-    except pint.errors.PintError:
-        return None
+    return stated.magnitude if stated.units == asked else float("nan")
 
 
 def match_one(predicted: str, expected, tolerance: float | None, unit: str | None = None) -> bool:
