@@ -75,6 +75,14 @@ def _stage_inputs(data: dict, stage: str) -> dict:
     return inputs
 
 
+def stage_endpoints(data: dict, stage: str) -> set[str]:
+    """The endpoints a stage talks to: those its section names, and for verify's feedback rounds the teachers'."""
+    names = _referenced_endpoints(data.get(stage, {}))
+    if stage == "verify" and data.get("verify", {}).get("feedback", {}).get("rounds"):
+        names |= {t["endpoint"] for t in data["sample"]["teachers"] if t.get("policy") == "llm"}
+    return names
+
+
 def _referenced_endpoints(obj) -> set[str]:
     if isinstance(obj, dict):
         found = {obj["endpoint"]} if isinstance(obj.get("endpoint"), str) else set()
@@ -197,9 +205,28 @@ def _check_references(data: dict, where: str) -> None:
                     if FORMATS[fmt].completion is None:
                         raise UserError(f"{where}: {field}.formats[{j}]: {fmt} needs a chat endpoint "
                                         f"('{teacher['endpoint']}' has mode: completion; react drives base models)")
+    _check_judges(data, where)
     from pipeline.curate import settings
 
     settings.check(data, where)
+
+
+def _check_judges(data: dict, where: str) -> None:
+    from pipeline.verify.checks import CHECKS
+
+    verify = data["verify"]
+    names = [judge["name"] for judge in verify["judges"]]
+    for i, judge in enumerate(verify["judges"]):
+        _check_name(where, f"verify.judges[{i}].endpoint", judge["endpoint"], data["endpoints"], "endpoint")
+        if names.count(judge["name"]) > 1:
+            raise UserError(f"{where}: verify.judges[{i}].name: '{judge['name']}' names two judges")
+    if verify["judges"] and verify["committee"]["quorum"] > len(verify["judges"]):
+        raise UserError(f"{where}: verify.committee.quorum: {verify['committee']['quorum']} is more than the "
+                        f"{len(verify['judges'])} judge(s) configured")
+    if verify["step_judge"]:
+        _check_name(where, "verify.step_judge.endpoint", verify["step_judge"]["endpoint"], data["endpoints"], "endpoint")
+    for i, name in enumerate(verify["feedback"]["checks"]):
+        _check_name(where, f"verify.feedback.checks[{i}]", name, [*CHECKS, "committee"], "check")
 
 
 def _check_name(where: str, field: str, name: str, registry, what: str) -> None:

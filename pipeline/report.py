@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.compute as pc
+
+from pipeline.verify import committee
 import pyarrow.parquet as pq
 
 STAGE_DIRS = {"synthesize": "tasks", "sample": "trajectories", "verify": "verified", "curate": "dataset"}
@@ -63,6 +65,7 @@ def collect(run_dir: Path) -> dict:
     stats["funnel"]["passed"] = sum(pc.sum(pc.fill_null(t["passed"], False).cast("int64")).as_py() or 0 for t in verified)
     check_seen, check_passed, passed_by_source, seen_by_source = Counter(), Counter(), Counter(), Counter()
     judge_votes: Counter = Counter()
+    judged = []
     for table in verified:
         for source, passed, checks, judgments in zip(*(table[c].to_pylist() for c in ("source", "passed", "checks", "judgments"))):
             seen_by_source[source] += 1
@@ -70,11 +73,13 @@ def collect(run_dir: Path) -> dict:
             for check in checks or []:
                 check_seen[check["name"]] += 1
                 check_passed[check["name"]] += check["passed"]
+            judged.append((judgments, checks))
             for j in judgments or []:
                 judge_votes[(j["judge"], {True: "pass", False: "fail", None: "abstain"}[j["passed"]])] += 1
     stats["check_pass_rates"] = {name: round(check_passed[name] / check_seen[name], 4) for name in sorted(check_seen)}
     stats["pass_rate_by_source"] = {s: round(passed_by_source[s] / seen_by_source[s], 4) for s in sorted(seen_by_source)}
     stats["judge_votes"] = {f"{judge}:{vote}": n for (judge, vote), n in sorted(judge_votes.items())}
+    stats["committee"] = committee.run_stats(judged)
 
     manifest = run_dir / "dataset" / "_manifest.json"
     kept = json.loads(manifest.read_text()).get("splits", {}) if manifest.exists() else {}
@@ -153,8 +158,9 @@ def render_html(run_dir: Path, report: dict, images: list[str]) -> str:
     ]
     if stats["judge_votes"]:
         parts.append(_table("Judge votes", stats["judge_votes"]))
-    if report.get("verify"):
-        parts.append(_table("Judge agreement", report["verify"]))
+    if stats.get("committee"):
+        flat = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in stats["committee"].items()}
+        parts.append(_table("Judge committee: pass rate, abstentions, agreement, leniency", flat))
     parts += [f"<h3>{html.escape(name)}</h3><img src='report_plots/{html.escape(name)}'>" for name in images]
     parts.append("</body></html>")
     return "\n".join(parts)

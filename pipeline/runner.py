@@ -26,6 +26,7 @@ from pipeline.errors import UserError
 from pipeline.llm import endpoints, local
 from pipeline.sample.stage import SampleStage
 from pipeline.synthesize.stage import SynthesizeStage
+from pipeline.verify import committee
 from pipeline.verify.stage import VerifyStage
 
 STAGE_DIRS = {"synthesize": "tasks", "sample": "trajectories", "verify": "verified", "curate": "dataset"}
@@ -205,7 +206,7 @@ def run_row_stage(name: str, config: configlib.Config, run_dir: Path, spec: Shar
 
     extra = {}
     if todo:
-        used = configlib._referenced_endpoints(config.data.get(name, {}))
+        used = configlib.stage_endpoints(config.data, name)
         with local.serving(config["endpoints"], used, run_dir) as profiles:  # base_url: local -> a running server
             served = configlib.Config({**config.data, "endpoints": profiles}, config.path)
             workers = min(config["run"]["workers"], len(todo))
@@ -225,6 +226,9 @@ def run_row_stage(name: str, config: configlib.Config, run_dir: Path, spec: Shar
                "rows_in": sum(map(count, selected)), "complete": manifest["complete"], **extra}
     for k in selected:
         add_stats(summary, shard_stats(out_dir / shards.shard_name(k)))
+    if name == "verify":
+        tables = [pq.read_table(out_dir / shards.shard_name(k), columns=["judgments", "checks"]) for k in selected]
+        summary["judges"] = committee.run_stats([pair for t in tables for pair in zip(t["judgments"].to_pylist(), t["checks"].to_pylist())])
     summary["seconds"] = round(time.perf_counter() - began, 2)
     return summary
 
@@ -274,12 +278,18 @@ def format_summary(s: dict) -> str:
     if s["stage"] == "verify":
         lines += [f"  {source}: {c['rows']} sampled -> {c['no_error']} ended without error -> {c['passed']} passed verification"
                   for source, c in sorted(s.get("funnel", {}).items())]
+    if s.get("judges"):
+        j = s["judges"]
+        lenient = "n/a" if j["leniency"] is None else f"{j['leniency']:.0%}"
+        lines.append(f"  committee: passed {j['committee_pass_rate']:.0%} of {j['rows_judged']} rows; abstentions {j['abstentions']}; "
+                     f"agreement {j['pairwise_agreement'] or 'n/a'}; Fleiss' kappa {j['fleiss_kappa']}; "
+                     f"passed {lenient} of rows whose answer check failed")
     return "\n".join(lines)
 
 
 def run_stages(stages: list[str], config: configlib.Config, run_dir: Path, spec: ShardSpec, echo=print,
                executor: dict | None = None) -> list[dict]:
-    used = set().union(*(configlib._referenced_endpoints(config.data.get(name, {})) for name in stages))
+    used = set().union(*(configlib.stage_endpoints(config.data, name) for name in stages))
     if used:  # a bad endpoint fails the run before its first stage, not halfway
         asyncio.run(endpoints.check(config["endpoints"], used))
     summaries = []

@@ -11,8 +11,17 @@ from pipeline.verify.stage import VerifyStage
 from tests.helpers import make_trajectory, rebuild_messages
 
 GOOD = [(gen, seed, fmt) for gen in ("arithmetic", "sql_table", "units_dates", "kb_multihop") for seed in (1, 2) for fmt in ("cota", "react")]
-CONFIG = {"verify": {"checks": [{"name": n, "hard": True} for n in CHECKS], "min_score": 0.0}, "endpoints": {},
-          "sample": {"max_observation_chars": 4000, "sandbox": {}}}
+
+
+def verify_config(verify: dict, endpoints: dict | None = None):
+    """A full config (defaults applied) with this verify section."""
+    from pipeline import config as configlib
+
+    data = {"run": {}, "synthesize": {"generators": [{"name": "arithmetic", "count": 1}]}, "verify": verify, "endpoints": endpoints or {}}
+    return configlib.Config(configlib.validate_data(data, "test"), None)
+
+
+CONFIG = verify_config({"checks": [{"name": n, "hard": True} for n in CHECKS]})
 
 
 def verify(row: dict) -> dict:
@@ -89,8 +98,7 @@ def test_secret_shaped_string_is_caught_without_echoing_it():
 
 def test_value_of_a_configured_secret_env_var_is_caught(monkeypatch):
     monkeypatch.setenv("MY_PROVIDER_KEY", "plain-looking-value-42")
-    config = copy.deepcopy(CONFIG)
-    config["endpoints"] = {"teacher": {"model": "m", "api_key_env": "MY_PROVIDER_KEY"}}
+    config = verify_config({"checks": [{"name": n} for n in CHECKS]}, {"teacher": {"model": "m", "api_key_env": "MY_PROVIDER_KEY"}})
     row = good()
     row["final_answer"] = "plain-looking-value-42"
     checks = {c["name"]: c for c in VerifyStage(config, "h").verify_row(rebuild_messages(row))["checks"]}
@@ -145,7 +153,7 @@ def test_step_limit():
 
 
 def test_soft_check_lowers_score_but_keeps_the_row():
-    config = {"verify": {"checks": [{"name": "answer", "hard": False}, {"name": "schema", "hard": True}], "min_score": 0.0}, "endpoints": {}}
+    config = verify_config({"checks": [{"name": "answer", "hard": False}, {"name": "schema", "hard": True}]})
     row = good()
     row["final_answer"] = "0"
     verified = VerifyStage(config, "h").verify_row(rebuild_messages(row))

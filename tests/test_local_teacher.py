@@ -96,3 +96,31 @@ def test_local_teacher_commands_start_report_and_stop_a_server(tmp_path, monkeyp
         stopped = run_cli("local-teacher", "stop", check=True).stdout
     assert "stopped" in stopped
     assert "not running" in run_cli("local-teacher", "status", check=True).stdout
+
+
+def test_judges_on_the_real_local_server_return_schema_valid_verdicts(tmp_path):
+    """llama.cpp enforces the verdict's JSON schema with a grammar: every vote is a valid verdict or, if the
+    model ran out of tokens, an explicit abstention."""
+    data = {
+        "run": {"rows_per_shard": 2},
+        "endpoints": {"local": {"base_url": "local", "model": "gemma-3-270m", "mode": "completion", "max_concurrency": 1, "timeout_s": 300}},
+        "synthesize": {"generators": [{"name": "arithmetic", "count": 2}]},
+        "sample": {"teachers": [{"name": "program", "policy": "program", "formats": ["react"]}]},
+        "verify": {"judges": [{"name": "correct", "endpoint": "local", "rubric": "correctness", "max_tokens": 200},
+                              {"name": "faithful", "endpoint": "local", "rubric": "faithfulness", "max_tokens": 200}],
+                   "committee": {"rule": "mean_score", "threshold": 3}},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert cli.main(["run", str(path), "--run-dir", str(tmp_path / "run"), "--stages", "synthesize,sample,verify"]) == 0
+    rows = [r for p in sorted((tmp_path / "run" / "verified").glob("part-*.parquet")) for r in shards.read_shard(p, "trajectory")]
+    votes = [j for row in rows for j in row["judgments"]]
+    assert len(votes) == 4 and {j["model"] for j in votes} == {"gemma-3-270m"}
+    valid = [j for j in votes if j["passed"] is not None]
+    assert valid, [j["rationale"] for j in votes]
+    for j in valid:
+        assert isinstance(j["passed"], bool) and 1 <= j["score"] <= 5 and isinstance(j["rationale"], str)
+    for j in votes:
+        if j["passed"] is None:
+            assert j["rationale"].startswith("abstained:")
+    assert all(any(c["name"] == "committee" for c in row["checks"]) for row in rows)

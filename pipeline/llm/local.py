@@ -136,6 +136,7 @@ def serving(profiles: dict, names, log_dir: Path):
             if profile["base_url"] != "local":
                 continue
             state = running()
+            profile = {**profile, "structured_output": profile.get("structured_output") or "json_object"}  # llama.cpp's form
             if state and state["model"] == profile["model"]:
                 resolved[name] = {**profile, "base_url": state["base_url"]}
                 continue

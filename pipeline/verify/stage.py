@@ -1,10 +1,15 @@
-"""The verify stage: run the configured program checks on each trajectory and set `passed` and `score`.
+"""The verify stage: program checks, then the judge committee and the step judge, then the verdict:
+score = fraction of checks passed (the committee counts as one); passed = every hard check passed and
+score >= verify.min_score. Failed LLM rows may be re-sampled with feedback (verify/feedback.py)."""
 
-score = fraction of checks passed; passed = every hard check passed and score >= verify.min_score.
-"""
+import asyncio
+from contextlib import asynccontextmanager
 
-from pipeline.verify import content
+from pipeline.llm.endpoints import Endpoints
+from pipeline.sample.stage import SampleStage
+from pipeline.verify import content, feedback, judges
 from pipeline.verify.checks import CHECKS, DEFAULT_OPTIONS, result
+from pipeline.verify.committee import aggregate
 
 
 def check_options(config, spec: dict) -> dict:
@@ -19,34 +24,126 @@ def check_options(config, spec: dict) -> dict:
     return options
 
 
+def structured_output_style(profile: dict) -> str:
+    return profile.get("structured_output") or "json_schema"
+
+
 class VerifyStage:
     name = "verify"
     output_kind = "trajectory"
+    shards_in_flight = 2
 
     def __init__(self, config, stage_hash: str):
-        self.checks = [(spec, check_options(config, spec)) for spec in config["verify"]["checks"]]
-        self.min_score = config["verify"]["min_score"]
+        self.config = config
+        section = config["verify"]
+        self.checks = [(spec, check_options(config, spec)) for spec in section["checks"]]
+        self.min_score = section["min_score"]
+        self.judges, self.committee, self.step_judge = section["judges"], section["committee"], section["step_judge"]
+        self.feedback = section["feedback"]
         self.stage_hash = stage_hash
+        self.clients = {}
+        self.teachers = {t["name"]: t for t in config["sample"]["teachers"]}
+        self.sampler = None
 
-    def verify_row(self, row: dict) -> dict:
-        results, hard_failed = [], False
+    def endpoint_names(self) -> list[str]:
+        names = [j["endpoint"] for j in self.judges] + ([self.step_judge["endpoint"]] if self.step_judge else [])
+        if self.feedback["rounds"]:
+            names += [t["endpoint"] for t in self.teachers.values() if t["policy"] == "llm"]
+        return names
+
+    @asynccontextmanager
+    async def open(self, run_dir):
+        """Open the judges' endpoints (and the teachers', for feedback rounds) for the stage's duration."""
+        if not self.endpoint_names():
+            yield
+            return
+        async with Endpoints(self.config["endpoints"], self.endpoint_names(), run_dir) as self.clients:
+            if self.feedback["rounds"]:
+                self.sampler = SampleStage(self.config, self.config.stage_hash("sample"))
+                self.sampler.clients = self.clients
+            yield
+        self.clients, self.sampler = {}, None
+
+    def stats(self) -> dict:
+        totals = {}
+        for client in self.clients.values():
+            for key, value in client.stats.items():
+                totals[key] = totals.get(key, 0) + value
+        return totals
+
+    def run_checks(self, row: dict) -> list[dict]:
+        results = []
         for spec, options in self.checks:
             try:
-                outcome = CHECKS[spec["name"]](row, options)
+                results.append(CHECKS[spec["name"]](row, options))
             except Exception as exc:  # a check that trips on a malformed row fails that row, not the shard
-                outcome = result(spec["name"], False, f"check crashed: {type(exc).__name__}: {exc}")
-            results.append(outcome)
-            hard_failed |= spec["hard"] and not outcome["passed"]
+                results.append(result(spec["name"], False, f"check crashed: {type(exc).__name__}: {exc}"))
+        return results
+
+    def verdict(self, row: dict, results: list[dict], judgments: list[dict] | None) -> dict:
+        hard = {spec["name"]: spec["hard"] for spec, _ in self.checks} | {"committee": self.committee["hard"]}
         score = sum(r["passed"] for r in results) / len(results) if results else 1.0
-        return {**row, "checks": results, "score": score, "passed": not hard_failed and score >= self.min_score,
-                "config_hash": self.stage_hash}
+        hard_failed = any(hard.get(r["name"], True) and not r["passed"] for r in results)
+        return {**row, "checks": results, "judgments": judgments, "score": score,
+                "passed": not hard_failed and score >= self.min_score, "config_hash": self.stage_hash}
+
+    def verify_row(self, row: dict) -> dict:
+        """Program checks only (what runs without any endpoint)."""
+        return self.verdict(row, self.run_checks(row), None)
+
+    async def assess(self, row: dict) -> dict:
+        results, judgments = self.run_checks(row), None
+        if self.committee["apply_to"] == "llm" and not row["source"].startswith("llm:"):
+            return self.verdict(row, results, None)
+        if self.judges:
+            judgments = list(await asyncio.gather(*(self._judge(j, row) for j in self.judges)))
+            weights = {j["name"]: j["weight"] for j in self.judges}
+            c = self.committee
+            passed, detail = aggregate(judgments, weights, c["rule"], c["threshold"], c["quorum"])
+            results.append(result("committee", bool(passed), detail))
+        if self.step_judge:
+            row = await self._judge_steps(row)
+        return self.verdict(row, results, judgments)
+
+    async def _judge(self, judge: dict, row: dict) -> dict:
+        client = self.clients[judge["endpoint"]]
+        return await judges.judge_row(client, judge, row, structured_output_style(client.profile))
+
+    async def _judge_steps(self, row: dict) -> dict:
+        client = self.clients[self.step_judge["endpoint"]]
+        verdicts, problem = await judges.judge_steps(client, self.step_judge, row, structured_output_style(client.profile))
+        row = {**row, "meta": dict(row["meta"]), "steps": [dict(s) for s in row["steps"]]}
+        if verdicts is None:
+            row["meta"]["step_judge"] = problem
+            return row
+        for step, verdict in zip(row["steps"], verdicts):
+            step["step_verdict"] = verdict
+        row["meta"]["first_bad_step"] = next((i for i, v in enumerate(verdicts) if v["label"] == "bad"), None)
+        return row
+
+    async def _retry(self, parent: dict, round_: int) -> dict | None:
+        failures = feedback.fixable_failures(parent, self.feedback["checks"])
+        teacher = self.teachers.get((parent.get("meta") or {}).get("teacher"))
+        if not failures or teacher is None or teacher["policy"] != "llm":
+            return None
+        note = feedback.feedback_text(failures)
+        task = feedback.retry_task(parent, note, round_)
+        child = await self.sampler.sample_one(task, teacher, parent["format"], parent["meta"].get("sample_index", 0))
+        return await self.assess(feedback.as_child(child, parent, note, round_))
 
     def expected_outputs(self, inputs: int) -> int:
         return inputs
 
     async def process(self, rows: list[dict], progress) -> list[dict]:
-        out = []
-        for row in rows:
-            out.append(self.verify_row(row))
+        async def one(row):
+            verified = await self.assess(row)
             progress(1)
+            return verified
+
+        out = list(await asyncio.gather(*(one(row) for row in rows)))
+        latest = out
+        for round_ in range(1, self.feedback["rounds"] + 1):
+            retried = [r for r in await asyncio.gather(*(self._retry(row, round_) for row in latest if not row["passed"])) if r]
+            out += retried
+            latest = retried
         return out
