@@ -36,6 +36,7 @@ OPERATIONAL_KEYS = (
     "endpoints.*.budget_usd",
     "endpoints.*.batch",
     "endpoints.*.batch_poll_s",
+    "endpoints.*.structured_output",  # follows from the server (llama.cpp or not); the verdict asked for is the same
 )
 
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")

@@ -83,3 +83,15 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
     path.write_text("run:\n  name: [unclosed\n")
     proc = run_cli("run", path)
     assert proc.returncode == 2 and f"{path}: not valid YAML at line" in proc.stderr
+
+
+def test_serving_a_local_endpoint_keeps_every_stage_hash(write_config):
+    from pipeline.llm.local import served_profile
+
+    data = small_config()
+    data["endpoints"] = {"local": {"base_url": "local", "model": "gemma-3-270m", "mode": "completion"}}
+    data["sample"]["teachers"].append({"name": "gemma", "policy": "llm", "endpoint": "local", "formats": ["react"]})
+    data["verify"]["judges"] = [{"name": "j", "endpoint": "local"}]
+    config = configlib.load(write_config(data))
+    served = configlib.Config({**config.data, "endpoints": {"local": served_profile(config["endpoints"]["local"], "http://127.0.0.1:9/v1")}}, config.path)
+    assert [served.stage_hash(s) for s in configlib.STAGES] == [config.stage_hash(s) for s in configlib.STAGES]

@@ -125,6 +125,12 @@ class LocalServer:
         self.process = None
 
 
+def served_profile(profile: dict, base_url: str) -> dict:
+    """A `base_url: local` profile as a running server answers it: its URL, and llama.cpp's form of structured
+    output (only operational keys change, so stage hashes stay the same)."""
+    return {**profile, "base_url": base_url, "structured_output": profile.get("structured_output") or "json_object"}
+
+
 @contextmanager
 def serving(profiles: dict, names, log_dir: Path):
     """Yield `profiles` with each used `base_url: local` replaced by the URL of a running server: one started
@@ -136,9 +142,8 @@ def serving(profiles: dict, names, log_dir: Path):
             if profile["base_url"] != "local":
                 continue
             state = running()
-            profile = {**profile, "structured_output": profile.get("structured_output") or "json_object"}  # llama.cpp's form
             if state and state["model"] == profile["model"]:
-                resolved[name] = {**profile, "base_url": state["base_url"]}
+                resolved[name] = served_profile(profile, state["base_url"])
                 continue
             server = LocalServer(profile["model"], profile["n_ctx"], log_path=Path(log_dir) / "local-teacher.log")
             started.append(server)
@@ -147,7 +152,7 @@ def serving(profiles: dict, names, log_dir: Path):
                   f"(pid {server.process.pid}, {server.base_url}) ...", flush=True)
             while not server.ready():
                 time.sleep(POLL_S)
-            resolved[name] = {**profile, "base_url": server.base_url}
+            resolved[name] = served_profile(profile, server.base_url)
         yield resolved
     finally:
         for server in started:
