@@ -326,9 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "httpcore", "openai", "datasets", "huggingface_hub", "filelock", "fsspec"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)  # libraries: warnings only
+    logging.getLogger("trajforge").setLevel(logging.INFO)
     try:
         return args.func(args)
     except UserError as exc:
