@@ -38,13 +38,14 @@ class UserSimulator:
     def __init__(self, client: LLMClient, spec: dict, sample_key: list):
         self.client, self.spec, self.sample_key = client, spec, sample_key
         self.turns = 0
+        self.opened = False
         self.ended: str | None = None
 
     def conversation(self, episode) -> list[dict]:
         """The episode from the user's side: its own turns are `assistant`, the agent's messages `user`;
-        tool calls and results are not shown."""
+        tool calls and results are not shown (nor, before the opening, the instruction in the user's seat)."""
         messages = [{"role": "system", "content": USER_SYSTEM.format(intent=episode.task["instruction"])}, {"role": "user", "content": GREETING}]
-        for message in episode.messages[1:]:
+        for message in episode.messages[1:] if self.opened else []:
             if message["role"] == "user":
                 messages.append({"role": "assistant", "content": message["content"]})
             elif message["role"] == "assistant" and not message.get("tool_calls") and message.get("content"):
@@ -74,6 +75,7 @@ class UserSimulator:
             return False
         episode.messages[0] = {"role": "system", "content": AGENT_SYSTEM}
         episode.messages[1] = {"role": "user", "content": text}
+        self.opened = True
         return True
 
     async def continues(self, episode, step: dict) -> bool:
