@@ -26,6 +26,7 @@ COUNTS = ("selected", "injected", "no_recovery", "failures_seen", "failures_spli
 REFLECT_PROMPT = ("Your last action did not work. In one or two sentences, reflect: say what went wrong and what you "
                   "will do instead. Do not call a tool.")
 MAX_REFLECTION_CHARS = 500
+SHORT_VALUE_CHARS = 40
 OFF = {"fraction": 0.0, "errors": [], "from_failures": False, "max_tries": 0}  # sample.reflection's defaults
 
 
@@ -52,14 +53,25 @@ def first_line(text: str, limit: int = 160) -> str:
     return line if len(line) <= limit else line[:limit] + "..."
 
 
+def difference(wrong, right) -> tuple[str, str]:
+    """How two values differ, shown briefly: whole when short, else the first words that differ."""
+    shown = lambda value: json.dumps(value, ensure_ascii=False)
+    if not (isinstance(wrong, str) and isinstance(right, str)) or max(len(wrong), len(right)) <= SHORT_VALUE_CHARS:
+        return shown(wrong), shown(right)
+    pairs = list(zip(wrong.split(), right.split()))
+    at = next((i for i, (a, b) in enumerate(pairs) if a != b), 0)
+    return shown(pairs[at][0]), shown(pairs[at][1])
+
+
 def templated_reflection(mistake: dict, observation: str) -> str:
-    said = f" The tool said: {first_line(observation)}." if observation.startswith("Error") else ""
+    said = f" The tool said: {first_line(observation).rstrip('.')}." if observation.startswith("Error") else ""
     if mistake["kind"] == "wrong_tool":
         return f"That was the wrong tool: I called {mistake['wrong_tool']}, but this step needs {mistake['tool']}.{said}"
     if mistake["kind"] == "wrong_argument":
-        return (f"That was a mistake: I gave {mistake['argument']}={json.dumps(mistake['wrong'], ensure_ascii=False)} where it should be "
-                f"{json.dumps(mistake['right'], ensure_ascii=False)}.{said} I call {mistake['tool']} again with the right value.")
-    return f"That call failed ({first_line(observation)}). I go back to the plan and do this step properly."
+        wrong, right = difference(mistake["wrong"], mistake["right"])
+        return (f"That was a mistake: in {mistake['argument']} I wrote {wrong} where it should be {right}.{said} "
+                f"I call {mistake['tool']} again with the right value.")
+    return f"That call failed ({first_line(observation).rstrip('.')}). I go back to the plan and do this step properly."
 
 
 class ReflectionPolicy:
