@@ -206,7 +206,10 @@ def _check_references(data: dict, where: str) -> None:
                     if FORMATS[fmt].completion is None:
                         raise UserError(f"{where}: {field}.formats[{j}]: {fmt} needs a chat endpoint "
                                         f"('{teacher['endpoint']}' has mode: completion; react drives base models)")
+        if "user_simulator" in teacher:
+            _check_user_simulator(data, where, field, teacher)
     _check_judges(data, where)
+    _check_llm_tasks(data, where)
     from pipeline.curate import settings
 
     settings.check(data, where)
@@ -228,6 +231,34 @@ def _check_judges(data: dict, where: str) -> None:
         _check_name(where, "verify.step_judge.endpoint", verify["step_judge"]["endpoint"], data["endpoints"], "endpoint")
     for i, name in enumerate(verify["feedback"]["checks"]):
         _check_name(where, f"verify.feedback.checks[{i}]", name, [*CHECKS, "committee"], "check")
+
+
+def _check_user_simulator(data: dict, where: str, field: str, teacher: dict) -> None:
+    if teacher["policy"] != "llm" or teacher["formats"] != ["function_calling"]:
+        raise UserError(f"{where}: {field}.user_simulator: a simulated user talks to an llm teacher in the function_calling format "
+                        "(a reply without a tool call is a message to the user)")
+    _check_name(where, f"{field}.user_simulator.endpoint", teacher["user_simulator"]["endpoint"], data["endpoints"], "endpoint")
+
+
+def _check_llm_tasks(data: dict, where: str) -> None:
+    from pipeline.synthesize.generators import GENERATORS
+
+    sources = {s["name"]: None for s in data["synthesize"]["seeds"]} | dict.fromkeys(GENERATORS)
+    names = [spec["name"] for spec in data["synthesize"]["llm_tasks"]]
+    for i, spec in enumerate(data["synthesize"]["llm_tasks"]):
+        field = f"synthesize.llm_tasks[{i}]"
+        if names.count(spec["name"]) > 1:
+            raise UserError(f"{where}: {field}.name: '{spec['name']}' names two llm_tasks entries")
+        _check_name(where, f"{field}.endpoint", spec["endpoint"], data["endpoints"], "endpoint")
+        _check_name(where, f"{field}.seeds", spec["seeds"], sources, "seeds source or generator")
+        reviewers = [r["name"] for r in spec["reviewers"]]
+        for j, reviewer in enumerate(spec["reviewers"]):
+            _check_name(where, f"{field}.reviewers[{j}].endpoint", reviewer["endpoint"], data["endpoints"], "endpoint")
+            if reviewers.count(reviewer["name"]) > 1:
+                raise UserError(f"{where}: {field}.reviewers[{j}].name: '{reviewer['name']}' names two reviewers")
+        if reviewers and spec["committee"]["quorum"] > len(reviewers):
+            raise UserError(f"{where}: {field}.committee.quorum: {spec['committee']['quorum']} is more than the "
+                            f"{len(reviewers)} reviewer(s) configured")
 
 
 def _check_name(where: str, field: str, name: str, registry, what: str) -> None:

@@ -275,6 +275,8 @@ def format_summary(s: dict) -> str:
         parts.append(f"[reused {s['reused']} finished shard(s), wrote {s.get('written', 0)}]")
     parts.append(f"{s['seconds']:.1f}s")
     lines = [" ".join(parts)]
+    for name, counts in sorted(s.get("funnels", {}).items()):  # LLM task synthesis, simulated users, reflection
+        lines.append(f"  {name}: " + ", ".join(f"{key.replace('_', ' ')} {n}" for key, n in counts.items()))
     if s["stage"] == "verify":
         lines += [f"  {source}: {c['rows']} sampled -> {c['no_error']} ended without error -> {c['passed']} passed verification"
                   for source, c in sorted(s.get("funnel", {}).items())]

@@ -33,6 +33,9 @@ def render(row: dict, color: bool = False, width: int = 100) -> str:
         out += _block("thought", step["thought"], width)
         if step["action_type"] == "final_answer":
             out += _block("answer", row.get("final_answer"), width)
+        elif step["action_type"] == "ask_user":
+            out += _block("to user", step["raw_action"], width)
+            out += _block("user", step["observation"], width)
         elif step["tool_name"]:
             out += _block("action", f"{step['tool_name']} {step['tool_arguments']}", width)
             out += _block("error" if step["error"] else "observation", step["observation"], width)

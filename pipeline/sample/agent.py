@@ -72,10 +72,14 @@ def _add_usage(total: dict, usage: dict) -> None:
         total[key] += usage.get(key, 0)
 
 
-async def run_episode(task: dict, policy: Policy, fmt: Format, env: Env, max_steps: int) -> Episode:
-    """Ask the policy for actions until a final answer, an unparseable reply or `max_steps`."""
+async def run_episode(task: dict, policy: Policy, fmt: Format, env: Env, max_steps: int, user=None) -> Episode:
+    """Ask the policy for actions until a final answer, an unparseable reply or `max_steps`. With a simulated
+    `user` (pipeline/sample/user_sim.py) a final answer is a message to the user, and the episode goes on
+    until the user is satisfied."""
     episode = start_episode(task, fmt)
     began = time.perf_counter()
+    if user is not None and not await user.open(episode):
+        return episode
     for index in range(max_steps):
         t0 = time.perf_counter()
         turn = await policy.next_turn(episode)
@@ -90,7 +94,10 @@ async def run_episode(task: dict, policy: Policy, fmt: Format, env: Env, max_ste
             episode.error = f"step {index}: {turn.error}"
             break
         if turn.action.is_final:
-            episode.final_answer = turn.action.final_answer
+            if user is not None and await user.continues(episode, step):
+                continue
+            if episode.error is None:
+                episode.final_answer = turn.action.final_answer
             break
         observation = run_action(fmt.action_type, turn.action.tool, turn.action.arguments, env, task["tools"])
         step["observation"] = observation.content

@@ -30,18 +30,25 @@ def fill_arguments(value, observations: list[str]):
     return value
 
 
+def planned_action(solution: dict, index: int, seen: list[str], call_id: str) -> Action:
+    """Step `index` of a solution program (past its last step: the final answer), its references filled from
+    the observations `seen` so far."""
+    if index < len(solution["steps"]):
+        planned = solution["steps"][index]
+        return Action(fill(planned["thought"], seen), tool=planned["tool"], arguments=fill_arguments(planned["arguments"], seen), tool_call_id=call_id)
+    thought = fill(solution.get("final_thought") or "I have everything I need.", seen)
+    return Action(thought, final_answer=fill(solution["answer"], seen))
+
+
+def as_turn(fmt, action: Action) -> Turn:
+    """The turn of a planned action in format `fmt` (CodeAct writes a tool call as code)."""
+    action = action if action.is_final else fmt.plan_action(action)
+    return Turn(fmt.action_message(action), action)
+
+
 class ProgramPolicy:
     """Turns the task's solution program into actions, one per step, then the final answer."""
 
     async def next_turn(self, episode: Episode) -> Turn:
-        solution = episode.task["solution"]
-        index, seen = len(episode.steps), episode.observations
-        if index < len(solution["steps"]):
-            planned = solution["steps"][index]
-            action = Action(fill(planned["thought"], seen), tool=planned["tool"], arguments=fill_arguments(planned["arguments"], seen),
-                            tool_call_id=f"call_{index}")
-            action = episode.fmt.plan_action(action)
-        else:
-            thought = fill(solution.get("final_thought") or "I have everything I need.", seen)
-            action = Action(thought, final_answer=fill(solution["answer"], seen))
-        return Turn(episode.fmt.action_message(action), action)
+        index = len(episode.steps)
+        return as_turn(episode.fmt, planned_action(episode.task["solution"], index, episode.observations, f"call_{index}"))

@@ -1,5 +1,6 @@
 """The sample stage: for each task, each teacher, each of its formats and samples, run one episode and
-write it as a trajectory row.
+write it as a trajectory row (and, with `sample.reflection`, a self-reflected copy: pipeline/sample/reflect.py).
+A teacher with a `user_simulator` talks with a simulated user (pipeline/sample/user_sim.py).
 
 LLM teachers reach their endpoints through `open(run_dir)`, which the runner enters once around the stage's
 shards (checking every endpoint before any work). Under the Batch
@@ -17,6 +18,8 @@ from pipeline.llm.endpoints import Endpoints
 from pipeline.sample.agent import Episode, run_episode
 from pipeline.sample.llm_policy import LLMPolicy
 from pipeline.sample.policies import ProgramPolicy
+from pipeline.sample.reflect import OFF, Reflector
+from pipeline.sample.user_sim import ENDINGS, UserSimulator
 from pipeline.tools import Env, final_state
 from pipeline.tools.python import sandbox_report
 
@@ -35,11 +38,15 @@ class SampleStage:
         self.stage_hash = stage_hash
         self.teachers = config["sample"]["teachers"]
         self.clients = {}
+        self.reflection = config["sample"].get("reflection", OFF)
+        self.reflector = Reflector(self.reflection, config["run"]["seed"])
+        self.conversations = {key: 0 for key in ("conversations", "user_turns", *ENDINGS)}
 
     @asynccontextmanager
     async def open(self, run_dir):
         """Open the endpoints the LLM teachers use (nothing for program teachers) for the stage's duration."""
         names = [t["endpoint"] for t in self.teachers if t["policy"] == "llm"]
+        names += [t["user_simulator"]["endpoint"] for t in self.teachers if "user_simulator" in t]
         if not names:
             yield
             return
@@ -56,11 +63,19 @@ class SampleStage:
         return sum([await client.batch.run_round() for client in self.clients.values() if client.batch is not None])
 
     def stats(self) -> dict:
-        """Request counts and spend of this invocation, summed over endpoints, for the stage summary."""
+        """Request counts and spend of this invocation, summed over endpoints, and the simulated-user and
+        reflection counts, for the stage summary."""
         totals = {}
         for client in self.clients.values():
             for key, value in client.stats.items():
                 totals[key] = totals.get(key, 0) + value
+        funnels = {}
+        if any("user_simulator" in t for t in self.teachers):
+            funnels["user_sim"] = dict(self.conversations)
+        if self.reflection["fraction"] or self.reflection["from_failures"]:
+            funnels["reflection"] = dict(self.reflector.counts)
+        if funnels:
+            totals["funnels"] = funnels
         return totals
 
     def policy(self, teacher: dict, task: dict, fmt_name: str, k: int):
@@ -88,17 +103,60 @@ class SampleStage:
         """Trajectories for a shard of `inputs` tasks (an upper bound when teachers are limited to some domains)."""
         return sum(min(inputs, t.get("max_tasks_per_shard") or inputs) * len(t["formats"]) * t["samples_per_task"] for t in self.teachers)
 
-    async def sample_one(self, task: dict, teacher: dict, fmt_name: str, k: int) -> dict:
-        fmt = FORMATS[fmt_name]
+    async def episode(self, task: dict, teacher: dict, fmt_name: str, policy, user=None) -> tuple[Episode, dict]:
+        """One episode in a fresh environment, and the environment's final state."""
         sample = self.config["sample"]
         with Env(task["environment"], sample["max_observation_chars"], sample["sandbox"]) as env:
-            episode = await run_episode(task, self.policy(teacher, task, fmt_name, k), fmt, env, teacher["max_steps"])
-            state = final_state(env)
+            episode = await run_episode(task, policy, FORMATS[fmt_name], env, teacher["max_steps"], user)
+            return episode, final_state(env)
+
+    def finish_row(self, task: dict, teacher: dict, fmt_name: str, k: int, episode: Episode, state: dict) -> dict:
         row = self.to_row(task, teacher, fmt_name, k, episode)
         if state:
             row["meta"]["final_state"] = state
-        if fmt.action_type == "code" or "python" in task["tools"]:
+        if FORMATS[fmt_name].action_type == "code" or "python" in task["tools"]:
             row["meta"]["sandbox"] = sandbox_report()
+        return row
+
+    async def sample_one(self, task: dict, teacher: dict, fmt_name: str, k: int) -> dict:
+        return (await self.sample_rows(task, teacher, fmt_name, k, reflect=False))[0]
+
+    async def sample_rows(self, task: dict, teacher: dict, fmt_name: str, k: int, reflect: bool = True) -> list[dict]:
+        """The job's row, then its self-reflected copy when reflection makes one."""
+        user = None
+        if "user_simulator" in teacher:
+            spec = teacher["user_simulator"]
+            user = UserSimulator(self.clients[spec["endpoint"]], spec, [task["id"], teacher["name"], fmt_name, k])
+        episode, state = await self.episode(task, teacher, fmt_name, self.policy(teacher, task, fmt_name, k), user)
+        row = self.finish_row(task, teacher, fmt_name, k, episode, state)
+        if user is not None:
+            row["meta"]["conversation"] = user.record(episode)
+            self.conversations["conversations"] += 1
+            self.conversations["user_turns"] += user.turns
+            self.conversations[row["meta"]["conversation"]["ended_by"]] += 1
+        reflected = await self.reflect(task, teacher, fmt_name, k, episode, row) if reflect and user is None else None
+        return [row] if reflected is None else [row, reflected]
+
+    async def reflect(self, task: dict, teacher: dict, fmt_name: str, k: int, episode: Episode, parent: dict) -> dict | None:
+        """A self-reflected copy of the job (pipeline/sample/reflect.py), or None."""
+        key = [teacher["name"], fmt_name, k]
+
+        async def run(policy):
+            return await self.episode(task, teacher, fmt_name, policy)
+
+        if teacher["policy"] == "program" and self.reflector.selected(task, key):
+            made = await self.reflector.perturbed(run, task, key)
+        elif teacher["policy"] == "llm" and self.reflection["from_failures"]:
+            made = await self.reflector.from_failure(run, task, episode, self.clients[teacher["endpoint"]], [task["id"], *key])
+        else:
+            return None
+        if made is None:
+            return None
+        reflected, state, meta = made
+        row = self.finish_row(task, teacher, fmt_name, k, reflected, state)
+        row["id"] = "traj-" + content_hash(self.stage_hash, task["id"], teacher["name"], fmt_name, k, "reflection")
+        row["train_mask"][meta["message_index"]] = False  # STeP partial masking: the mistake is context, not a target
+        row["meta"]["reflection"] = {**meta, "parent_id": parent["id"]}
         return row
 
     async def process(self, tasks: list[dict], progress) -> list[dict] | None:
@@ -107,26 +165,26 @@ class SampleStage:
 
         async def one(job):
             try:
-                row = await self.sample_one(*job)
+                rows = await self.sample_rows(*job)
             except Deferred:
                 return None
             if not batching:
                 progress(1)
-            return row
+            return rows
 
         running = [asyncio.ensure_future(one(job)) for job in self.jobs(tasks)]
         try:
-            rows = await asyncio.gather(*running)
+            per_job = await asyncio.gather(*running)
         except BaseException:  # a stopped endpoint or Ctrl-C: no new requests from the other episodes either
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
             raise
-        if any(row is None for row in rows):
+        if any(rows is None for rows in per_job):
             return None
         if batching:
-            progress(len(rows))
-        return list(rows)
+            progress(len(per_job))
+        return [row for rows in per_job for row in rows]
 
     def to_row(self, task: dict, teacher: dict, fmt_name: str, k: int, episode: Episode) -> dict:
         program = teacher["policy"] == "program"

@@ -1,16 +1,22 @@
-"""The synthesize stage: task rows from seeded program generators and from imported seed files.
+"""The synthesize stage: task rows from seeded program generators, from imported seed files and from LLM
+task synthesis (validated blueprints, pipeline/synthesize/llm_tasks.py).
 
-Its input is a plan of seeds, (generator, index) or (seed source, row), cut into shards; each becomes one task.
-A generated task comes from an RNG seeded by (run seed, generator, index), so the same config yields the same
-tasks however the run is sharded.
+Its input is a plan of seeds, (generator, index), (seed source, row) or (llm_tasks entry, index), cut into
+shards; each becomes at most one task. A generated task comes from an RNG seeded by (run seed, generator,
+index), so the same config yields the same tasks however the run is sharded; an LLM task comes from cached
+requests keyed by (entry, index, round), so a re-run asks nothing again.
 """
 
+import asyncio
 import random
+from contextlib import asynccontextmanager
 
 from pipeline import __version__
 from pipeline.errors import UserError
 from pipeline.jsonutil import content_hash
+from pipeline.llm.endpoints import Endpoints
 from pipeline.synthesize import seeds as seedlib
+from pipeline.synthesize.llm_tasks import LLMTaskSynthesizer
 from pipeline.synthesize.generators import GENERATORS
 
 
@@ -22,11 +28,36 @@ class SynthesizeStage:
         self.config = config
         self.stage_hash = stage_hash
         self.seed = config["run"]["seed"]
+        self.clients = {}
+        self.llm: LLMTaskSynthesizer | None = None
+
+    @asynccontextmanager
+    async def open(self, run_dir):
+        """Open the proposers' and reviewers' endpoints when LLM task synthesis is configured."""
+        specs = self.config["synthesize"]["llm_tasks"]
+        names = [s["endpoint"] for s in specs] + [r["endpoint"] for s in specs for r in s["reviewers"]]
+        if not names:
+            yield
+            return
+        async with Endpoints(self.config["endpoints"], names, run_dir) as self.clients:
+            self.llm = LLMTaskSynthesizer(self.config, self.clients)
+            yield
+        self.clients = {}
+
+    def stats(self) -> dict:
+        """LLM requests of this invocation and the blueprint funnel, for the stage summary."""
+        totals = {}
+        for client in self.clients.values():
+            for key, value in client.stats.items():
+                totals[key] = totals.get(key, 0) + value
+        if self.llm is not None:
+            totals["funnels"] = {"llm_tasks": dict(self.llm.counts)}
+        return totals
 
     def plan(self) -> list[list[dict]]:
         section = self.config["synthesize"]
-        if not section["generators"] and not section["seeds"]:
-            raise UserError("synthesize: configure at least one of synthesize.generators or synthesize.seeds")
+        if not section["generators"] and not section["seeds"] and not section["llm_tasks"]:
+            raise UserError("synthesize: configure at least one of synthesize.generators, synthesize.seeds or synthesize.llm_tasks")
         items = []
         for position, spec in enumerate(section["generators"]):
             items += [{"generator": spec["name"], "position": position, "index": i} for i in range(spec["count"])]
@@ -34,6 +65,8 @@ class SynthesizeStage:
             seedlib.check_mapping(spec, position)
             count = len(seedlib.load_rows(spec["path"], spec["split"], spec.get("limit")))
             items += [{"seeds": spec["name"], "position": position, "index": i} for i in range(count)]
+        for position, spec in enumerate(section["llm_tasks"]):
+            items += [{"llm_tasks": spec["name"], "position": position, "index": i} for i in range(spec["count"])]
         size = self.config["run"]["rows_per_shard"]
         return [items[i:i + size] for i in range(0, len(items), size)]
 
@@ -47,10 +80,15 @@ class SynthesizeStage:
             raise UserError(f"synthesize.generators[{item['position']}]: {exc}") from None
         return {"domain": generator.domain, "source": f"program:{generator.name}", **content}
 
-    def make_task(self, item: dict) -> dict | None:
-        """A task row, or None for a seed row that cannot become a valid task (skipped and logged)."""
+    async def make_task(self, item: dict) -> dict | None:
+        """A task row, or None for a seed row that cannot become a valid task (skipped and logged) or a
+        blueprint that was rejected (counted and logged)."""
         if "generator" in item:
             content = self.generate(item)
+        elif "llm_tasks" in item:
+            content = await self.llm.make(item)
+            if content is None:
+                return None
         else:
             spec = self.config["synthesize"]["seeds"][item["position"]]
             content, reason = seedlib.seed_content(spec, item["index"])
@@ -66,10 +104,11 @@ class SynthesizeStage:
         return inputs
 
     async def process(self, items: list[dict], progress) -> list[dict]:
-        tasks = []
-        for item in items:
-            task = self.make_task(item)
-            if task is not None:
-                tasks.append(task)
+        async def one(item):
+            task = await self.make_task(item)
             progress(1)
-        return tasks
+            return task
+
+        made = await asyncio.gather(*(one(item) for item in items))
+        tasks = [task for task in made if task is not None]
+        return self.llm.drop_duplicates(tasks) if self.llm else tasks

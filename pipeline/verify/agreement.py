@@ -37,6 +37,8 @@ def _step_disagreement(row: dict, fmt, position: int, step: dict) -> str | None:
         if not action.is_final or action.final_answer != row["final_answer"] or position != len(row["steps"]) - 1:
             return "final answer disagrees with the message or is not the last step"
         return None
+    if step["action_type"] == "ask_user":
+        return _ask_user_disagreement(messages, step, action)
     if action.is_final or action.tool != step["tool_name"] or action.arguments_json() != step["tool_arguments"]:
         return f"action in message ({action.tool} {action.arguments_json()}) != step ({step['tool_name']} {step['tool_arguments']})"
     if (action.thought or None) != (step["thought"] or None):
@@ -47,4 +49,16 @@ def _step_disagreement(row: dict, fmt, position: int, step: dict) -> str | None:
             return "message after the action is not accounted for by a step"
     elif following != fmt.observation_message(step["observation"], action):
         return "observation message differs from the step's observation"
+    return None
+
+
+def _ask_user_disagreement(messages: list[dict], step: dict, action) -> str | None:
+    """A message to a (simulated) user: no tool call, and the user's reply, if any, follows as the observation."""
+    if not action.is_final:
+        return f"a message to the user holds a tool call ({action.tool})"
+    following = messages[step["message_index"] + 1] if step["message_index"] + 1 < len(messages) else None
+    if step["observation"] is None:
+        return None if following is None else "message after the message to the user is not accounted for by a step"
+    if following != {"role": "user", "content": step["observation"]}:
+        return "the user's reply differs from the step's observation"
     return None

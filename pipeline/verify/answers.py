@@ -56,6 +56,22 @@ def match_one(predicted: str, expected, tolerance: float | None, unit: str | Non
     return normalize_text(predicted) == normalize_text(str(expected))
 
 
+def mentioned(text: str, ground_truth: dict) -> bool:
+    """Whether a conversational message states the answer (tau-bench's required outputs): a number within the
+    tolerance anywhere in it, or the answer text inside it; every item of a list answer."""
+    expected = ground_truth.get("answer")
+    tolerance = ground_truth.get("tolerance")
+    for item in expected if isinstance(expected, list) else [expected]:
+        if _is_number(item):
+            allowed = max(tolerance or 0.0, DEFAULT_RELATIVE_TOLERANCE * max(1.0, abs(item)))
+            numbers = [float(m.group(0).replace(",", "")) for m in _NUMBER.finditer(text.replace("$", ""))]
+            if not any(abs(n - item) <= allowed for n in numbers):
+                return False
+        elif normalize_text(str(item)) not in normalize_text(text):
+            return False
+    return True
+
+
 def answers_match(predicted: str | None, ground_truth: dict) -> tuple[bool, str]:
     """(matches, detail) for a final answer against `ground_truth['answer']`."""
     expected = ground_truth.get("answer")

@@ -3,10 +3,11 @@ check's settings from the config (`verify.checks[i].options`). A new check is on
 line, and its options' defaults in DEFAULT_OPTIONS."""
 
 from pipeline import schema
+from pipeline.jsonutil import canonical_json
 from pipeline.tools.base import DEFAULT_MAX_OBSERVATION_CHARS
 from pipeline.verify import content, replay
 from pipeline.verify.agreement import disagreement
-from pipeline.verify.answers import answers_match
+from pipeline.verify.answers import answers_match, mentioned
 
 DEFAULT_OPTIONS = {
     "loops": {"max_consecutive": 1, "max_total": 2},
@@ -50,8 +51,40 @@ def check_final_answer(row: dict, options: dict) -> dict:
 def check_answer(row: dict, options: dict) -> dict:
     if not row.get("ground_truth"):
         return result("answer", True, "no ground truth to compare with")
+    if "conversation" in (row.get("meta") or {}):
+        return _conversation_answer(row)
     ok, detail = answers_match(row.get("final_answer"), row["ground_truth"])
     return result("answer", ok, detail)
+
+
+def _conversation_answer(row: dict) -> dict:
+    """With a simulated user the answer may be told in any message to the user, in words: it must be stated
+    in one of them (docs/synthesis.md)."""
+    told = [s["raw_action"] or "" for s in row["steps"] if s["action_type"] in ("ask_user", "final_answer")]
+    expected = row["ground_truth"].get("answer")
+    if any(mentioned(text, row["ground_truth"]) for text in told):
+        return result("answer", True, f"{expected!r} was told to the user")
+    return result("answer", False, f"no message to the user states {expected!r}")
+
+
+def check_actions(row: dict, options: dict) -> dict:
+    """The ground-truth actions that change the environment (a blueprint's `ground_truth.actions`) must all have
+    been done, in order, with the same arguments; reads may differ (an agent may look things up its own way)."""
+    wanted = [a for a in (row.get("ground_truth") or {}).get("actions") or [] if a["changes_state"]]
+    if not wanted:
+        return result("actions", True, "no state-changing ground-truth actions")
+    if row["format"] == "codeact":
+        return result("actions", True, "code actions are not compared call by call (final_state and replay check what they did)")
+    done = [(s["tool_name"], s["tool_arguments"]) for s in row["steps"] if s["action_type"] == "tool_call" and s["tool_name"] and not s["error"]]
+    position = 0
+    for action in wanted:
+        key = (action["tool"], canonical_json(action["arguments"]))
+        while position < len(done) and done[position] != key:
+            position += 1
+        if position == len(done):
+            return result("actions", False, f"ground-truth action {action['tool']} {key[1]} was not done (in order)")
+        position += 1
+    return result("actions", True, f"all {len(wanted)} state-changing ground-truth actions done in order")
 
 
 def check_loops(row: dict, options: dict) -> dict:
@@ -111,4 +144,5 @@ CHECKS = {
 
 
     "final_state": check_final_state,
+    "actions": check_actions,
 }

@@ -34,6 +34,9 @@ def render_trajectory(row: dict, with_truth: bool) -> str:
         lines.append(f"[step {step['index']}] thought: {step['thought'] or '(none)'}")
         if step["action_type"] == "final_answer":
             lines.append(f"[step {step['index']}] final answer: {row.get('final_answer')}")
+        elif step["action_type"] == "ask_user":
+            lines.append(f"[step {step['index']}] to the user: {_clip(step['raw_action'], 600)}")
+            lines.append(f"[step {step['index']}] the user replies: {_clip(step['observation'] or '(nothing)', 600)}")
         elif step["tool_name"]:
             lines.append(f"[step {step['index']}] action: {step['tool_name']} {step['tool_arguments']}")
             lines.append(f"[step {step['index']}] observation: {_clip(step['observation'])}")
@@ -80,9 +83,15 @@ async def _ask(client: LLMClient, messages: list[dict], schema: dict, judge: dic
 async def judge_row(client: LLMClient, judge: dict, row: dict, style: str) -> dict:
     """One judgment row for the trajectory: {judge, model, passed, score, rationale}; passed=None abstains."""
     with_truth = judge.get("rubric") == "correctness" or judge.get("with_ground_truth", False)
-    messages = [{"role": "system", "content": SYSTEM.format(rubric=rubric_text(judge))},
-                {"role": "user", "content": render_trajectory(row, with_truth)}]
-    verdict, problem = await _ask(client, messages, VERDICT_SCHEMA, judge, style, [row["id"], "judge", judge["name"]])
+    system = SYSTEM.format(rubric=rubric_text(judge))
+    return await judge_text(client, judge, system, render_trajectory(row, with_truth), style, [row["id"], "judge", judge["name"]])
+
+
+async def judge_text(client: LLMClient, judge: dict, system: str, text: str, style: str, key: list) -> dict:
+    """A judgment of any rendered text under a system prompt that asks for the verdict (judge_row's core; the
+    blueprint reviewers of LLM task synthesis use it too)."""
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
+    verdict, problem = await _ask(client, messages, VERDICT_SCHEMA, judge, style, key)
     if verdict is None:
         return {"judge": judge["name"], "model": client.model, "passed": None, "score": None, "rationale": problem}
     return {"judge": judge["name"], "model": client.model, "passed": verdict["passed"], "score": float(verdict["score"]),

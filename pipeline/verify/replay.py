@@ -27,8 +27,13 @@ def _actions(row: dict):
 
 
 def tool_call_problem(row: dict) -> str | None:
+    """The first invalid action among those the row trains on: a step whose message is masked out of training
+    (a self-reflected row's deliberate mistake, `train_mask` false) is context, not a target."""
     allowed = allowed_tools(row)
+    mask = row.get("train_mask") or []
     for step in _actions(row):
+        if step["message_index"] < len(mask) and not mask[step["message_index"]]:
+            continue
         where = f"step {step['index']}"
         if step["tool_name"] is None:
             return f"{where}: the reply could not be parsed into a tool call ({step['error']})"
