@@ -36,6 +36,8 @@ OPERATIONAL_KEYS = (
     "endpoints.*.budget_usd",
     "endpoints.*.batch",
     "endpoints.*.batch_poll_s",
+    "endpoints.*.batch_max_requests",
+    "endpoints.*.batch_max_bytes",
     "endpoints.*.structured_output",  # follows from the server (llama.cpp or not); the verdict asked for is the same
 )
 

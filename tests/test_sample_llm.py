@@ -104,6 +104,16 @@ def test_batch_path_advances_one_step_per_round(tmp_path, server):
         assert all(s["observation"] == replayed(row, s) for s in row["steps"] if s["tool_name"])
 
 
+def test_a_batch_round_over_the_job_limits_is_split_into_several_jobs(tmp_path, server):
+    assert run(tmp_path, llm_config(server, "function_calling", "chat", batch_max_requests=3), "--batch") == 0
+    assert len(server.completions) == 0 and [len(b["lines"]) for b in server.batches.values()] == [3, 1, 3, 1]
+    assert all(r["error"] is None and r["final_answer"] == "42" for r in rows(tmp_path))
+    one_line = max(len(json.dumps(line)) for b in server.batches.values() for line in b["lines"])
+    server.batches.clear()
+    assert run(tmp_path / "bytes", llm_config(server, "function_calling", "chat", batch_max_bytes=2 * one_line + 200), "--batch") == 0
+    assert len(server.batches) > 2 and all(1 <= len(b["lines"]) <= 2 for b in server.batches.values())
+
+
 def test_batch_job_survives_a_restart_between_rounds(tmp_path, server):
     server.hold_batches = True
     path = tmp_path / "config.yaml"

@@ -2,7 +2,8 @@
 
 The response cache is the state. In each round every unfinished episode replays from the cache up to its
 first reply not yet known; that request is deferred here instead of sent (the client raises `Deferred`).
-At the end of the round the deferred requests go out as one batch job: request JSONL (custom_id = the cache
+At the end of the round the deferred requests go out as batch jobs (split at the provider's limits on requests
+and bytes per job, all submitted before any is awaited): request JSONL (custom_id = the cache
 key) -> POST /files -> POST /batches -> poll -> download the output and error files -> replies into the
 cache. The next round replays every episode one step further, so a multi-step trajectory advances one step
 per round. The job id is recorded in the cache file before polling starts: a restart between or during
@@ -36,19 +37,48 @@ class BatchRounds:
             await self.finish(batch_id, requests)
 
     async def run_round(self) -> int:
-        """Submit the deferred requests (one job per mode), wait for them; returns how many were sent."""
+        """Submit the deferred requests (jobs per mode, split at the profile's batch_max_requests and
+        batch_max_bytes), then wait for all of them; returns how many were sent."""
         pending, self.pending = self.pending, {}
+        jobs = []
         for mode in sorted({item["mode"] for item in pending.values()}):
-            chosen = {key: item for key, item in pending.items() if item["mode"] == mode}
-            lines = [json.dumps({"custom_id": key, "method": "POST", "url": "/v1" + PATHS[mode], "body": item["body"]},
-                                ensure_ascii=False) for key, item in chosen.items()]
-            api = self.client.api
-            upload = await api.files.create(file=("requests.jsonl", ("\n".join(lines) + "\n").encode()), purpose="batch")
-            job = await api.batches.create(input_file_id=upload.id, endpoint="/v1" + PATHS[mode], completion_window="24h")
-            self.client.stats["requests"] += len(lines)
-            self.client.cache.add_batch(job.id, self.client.name, {key: mode for key in chosen})
-            await self.finish(job.id, {key: mode for key in chosen})
+            lines = {key: json.dumps({"custom_id": key, "method": "POST", "url": "/v1" + PATHS[mode], "body": item["body"]},
+                                     ensure_ascii=False) for key, item in pending.items() if item["mode"] == mode}
+            for chunk in self.chunks(lines):
+                jobs.append((await self.submit(mode, chunk), {key: mode for key in chunk}))
+        waiting = [asyncio.ensure_future(self.finish(batch_id, requests)) for batch_id, requests in jobs]
+        try:
+            await asyncio.gather(*waiting)
+        except BaseException:  # a failed job stops the stage; the others stay recorded and resume on a re-run
+            for job in waiting:
+                job.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+            raise
         return len(pending)
+
+    def chunks(self, lines: dict[str, str]) -> list[dict[str, str]]:
+        """`lines` split into jobs within the provider's limits (requests and bytes per input file)."""
+        most, most_bytes = self.client.profile["batch_max_requests"], self.client.profile["batch_max_bytes"]
+        chunks, size = [{}], 0
+        for key, line in lines.items():
+            length = len(line.encode()) + 1
+            if length > most_bytes:
+                raise UserError(f"endpoints.{self.client.name}: one batch request is {length} bytes, over batch_max_bytes={most_bytes}")
+            if len(chunks[-1]) >= most or size + length > most_bytes:
+                chunks.append({})
+                size = 0
+            chunks[-1][key] = line
+            size += length
+        return [chunk for chunk in chunks if chunk]
+
+    async def submit(self, mode: str, chunk: dict[str, str]) -> str:
+        """Upload one job's request JSONL and create the job; its id is recorded before anything waits on it."""
+        api = self.client.api
+        upload = await api.files.create(file=("requests.jsonl", ("\n".join(chunk.values()) + "\n").encode()), purpose="batch")
+        job = await api.batches.create(input_file_id=upload.id, endpoint="/v1" + PATHS[mode], completion_window="24h")
+        self.client.stats["requests"] += len(chunk)
+        self.client.cache.add_batch(job.id, self.client.name, {key: mode for key in chunk})
+        return job.id
 
     async def finish(self, batch_id: str, requests: dict[str, str]) -> None:
         api = self.client.api
