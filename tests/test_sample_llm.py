@@ -12,6 +12,9 @@ import pytest
 import yaml
 
 from pipeline import cli, schema, shards
+from pipeline.formats import FORMATS
+from pipeline.sample.agent import start_episode
+from pipeline.sample.stage import SampleStage
 from pipeline.tools import TOOLS, Env
 from tests.conftest import ROOT
 from tests.fake_openai import FakeOpenAI, Fault, calculator_solver
@@ -211,3 +214,14 @@ def test_budget_is_shared_by_worker_processes(tmp_path, server, capsys):
     assert run(tmp_path, config) == 3
     assert "budget_usd=0.0035 reached" in capsys.readouterr().err
     assert 4 <= len(server.completions) <= 5  # each worker stops once the shared spend reaches the budget
+
+
+def test_prompt_id_names_the_prompt_the_teacher_saw_not_the_task():
+    def episode(instruction, tools):
+        return start_episode({"instruction": instruction, "tools": tools}, FORMATS["react"])
+
+    ids = {mode: SampleStage.prompt_id("react", mode, episode("What is 2+2?", ["calculator"])) for mode in ("chat", "completion")}
+    assert ids["chat"] != ids["completion"]  # the few-shot completion prompt is another prompt than the chat system prompt
+    for mode, expected in ids.items():
+        assert SampleStage.prompt_id("react", mode, episode("What is 7*6?", ["calculator"])) == expected
+        assert SampleStage.prompt_id("react", mode, episode("What is 2+2?", ["calculator", "sql"])) != expected

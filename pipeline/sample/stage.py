@@ -186,6 +186,16 @@ class SampleStage:
             progress(len(per_job))
         return [row for rows in per_job for row in rows]
 
+    @staticmethod
+    def prompt_id(fmt_name: str, mode: str, episode: Episode) -> str:
+        """The prompt the teacher saw, without the task: the system prompt (chat), or the few-shot completion
+        prompt around an empty question (completion mode)."""
+        fmt = FORMATS[fmt_name]
+        if mode == "completion" and fmt.completion:
+            template = fmt.completion.prompt([episode.messages[0], {"role": "user", "content": ""}], episode.tools)
+            return content_hash(fmt_name, mode, template, length=12)
+        return content_hash(fmt_name, episode.messages[0]["content"], length=12)
+
     def to_row(self, task: dict, teacher: dict, fmt_name: str, k: int, episode: Episode) -> dict:
         program = teacher["policy"] == "program"
         teacher_info = {
@@ -194,7 +204,7 @@ class SampleStage:
             "mode": "program" if program else self.config["endpoints"][teacher["endpoint"]]["mode"],
             "temperature": None if program else teacher["temperature"],
             "seed": None if program else self.config["run"]["seed"] + k,
-            "prompt_id": content_hash(fmt_name, episode.messages[0]["content"], length=12),
+            "prompt_id": self.prompt_id(fmt_name, "program" if program else self.config["endpoints"][teacher["endpoint"]]["mode"], episode),
         }
         return {
             "id": "traj-" + content_hash(self.stage_hash, task["id"], teacher["name"], fmt_name, k),
