@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from jsonschema import Draft202012Validator
 
+from pipeline.jsonutil import dotted_get
 from pipeline.sample.policies import fill_arguments
 from pipeline.tools import Env, final_state, run_tool
 from pipeline.verify.answers import normalize_text
@@ -94,19 +95,10 @@ def execute(blueprint: dict, environment: dict, tools: list[str], max_observatio
     return run
 
 
-def _lookup(state: dict, dotted: str):
-    node = state
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise KeyError(part)
-        node = node[part]
-    return node
-
-
 def state_problem(changes: dict, state: dict) -> str | None:
     for path, expected in changes.items():
         try:
-            actual = _lookup(state, path)
+            actual = dotted_get(state, path)
         except KeyError as missing:
             return f"state_changes: {path}: the final state has no {missing.args[0]!r}"
         if actual != expected:

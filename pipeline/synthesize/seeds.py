@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pipeline import schema
 from pipeline.errors import UserError
+from pipeline.jsonutil import dotted_get
 
 log = logging.getLogger("trajforge")
 TASK_FIELDS = ("domain", "instruction", "tools", "environment", "ground_truth", "solution", "difficulty", "meta")
@@ -62,12 +63,10 @@ def load_rows(path: str, split: str, limit: int | None) -> tuple:
 
 
 def _get(row: dict, dotted: str):
-    node = row
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise KeyError(dotted)
-        node = node[part]
-    return node
+    try:
+        return dotted_get(row, dotted)
+    except KeyError:
+        raise KeyError(dotted) from None
 
 
 def _set(target: dict, dotted: str, value) -> None:
