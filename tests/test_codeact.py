@@ -3,6 +3,7 @@ real sandbox, with the task's tools callable inside it."""
 
 import asyncio
 import copy
+import time
 
 import pytest
 
@@ -128,6 +129,33 @@ def test_one_interpreter_serves_the_whole_episode_and_tools_are_functions():
         "Final Answer: x",
     ])
     assert [s["observation"] for s in episode.steps[:2]] == ["True", f"[{doc['id']}] {doc['title']}"]
+
+
+def test_a_running_cell_does_not_stall_the_other_episodes():
+    task = make_task("python_compute", 1)
+    gaps = []
+
+    async def ticker(done: asyncio.Event):
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async def both():
+        done = asyncio.Event()
+        ticking = asyncio.ensure_future(ticker(done))
+        with Env(task["environment"]) as env:
+            episode = await run_episode(task, ScriptedPolicy(["```python\nimport time\ntime.sleep(1.5)\n'slept'\n```", "Final Answer: x"]),
+                                        FORMATS["codeact"], env, 4)
+        done.set()
+        await ticking
+        return episode
+
+    episode = asyncio.run(both())
+    assert episode.steps[0]["observation"] == "'slept'" and episode.steps[0]["seconds"] >= 1.5
+    assert max(gaps) < 0.75  # the loop kept running while the cell slept for 1.5 s
 
 
 def test_a_failing_tool_call_raises_inside_and_the_episode_continues():

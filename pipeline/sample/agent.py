@@ -3,6 +3,7 @@
 `run_episode` is shared by every teacher: the program teacher and the LLM teacher are two policies.
 """
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -99,7 +100,8 @@ async def run_episode(task: dict, policy: Policy, fmt: Format, env: Env, max_ste
             if episode.error is None:
                 episode.final_answer = turn.action.final_answer
             break
-        observation = run_action(fmt.action_type, turn.action.tool, turn.action.arguments, env, task["tools"])
+        # in a thread: a sandboxed cell or a slow query must not stall the other episodes' requests
+        observation = await asyncio.to_thread(run_action, fmt.action_type, turn.action.tool, turn.action.arguments, env, task["tools"])
         step["observation"] = observation.content
         step["error"] = observation.content if observation.error else None
         step["seconds"] = round(time.perf_counter() - t0, 6)
