@@ -8,6 +8,8 @@ import yaml
 
 from pipeline import cli, shards
 from pipeline.verify.committee import aggregate, fleiss_kappa, pairwise_agreement
+from pipeline.verify.judges import parse_verdict
+from pipeline.verify.rubrics import VERDICT_SCHEMA
 from tests.fake_openai import FakeOpenAI, Fault, calculator_solver
 
 VOTE = {"pass": {"passed": True, "score": 5, "rationale": "correct"}, "fail": {"passed": False, "score": 1, "rationale": "wrong"}}
@@ -148,3 +150,9 @@ def test_agreement_statistics():
     assert pairwise_agreement(rows) == {"a~b": 0.75}
     assert fleiss_kappa(rows) == 0.4667
     assert fleiss_kappa([{"a": True, "b": True}, {"a": True, "b": True}]) is None
+
+
+def test_a_verdict_with_a_raw_line_break_in_its_rationale_is_read():
+    text = '{"passed": true, "score": 4, "rationale": "Correct.\nUses the tools well."}'
+    assert parse_verdict(text, VERDICT_SCHEMA) == {"passed": True, "score": 4, "rationale": "Correct.\nUses the tools well."}
+    assert parse_verdict('{"passed": "yes", "score": 4, "rationale": ""}', VERDICT_SCHEMA) is None

@@ -165,6 +165,15 @@ def test_blueprints_that_break_the_schema_say_where():
     assert blueprints.parse(bad_tool, schema)[1].startswith("actions/0/tool: 'sql' is not one of")
 
 
+def test_a_raw_line_break_inside_a_string_is_tolerated_not_rewritten():
+    """Small models under a JSON grammar write literal line breaks in strings (strict JSON forbids them)."""
+    text = json.dumps(blueprint()).replace("Cancel order O7, ", "Cancel order O7,\n")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+    parsed, problem = blueprints.parse(text, blueprints.blueprint_schema(TOOLS, 2))
+    assert problem is None and parsed["instruction"].startswith("Cancel order O7,\nordered")
+
+
 def test_near_duplicates_are_found_by_word_trigrams():
     index = TaskIndex(0.8, ["Please cancel my order O7, I ordered it by mistake. How much is refunded?"])
     assert index.duplicate_of("please CANCEL my order O7 -- I ordered it by mistake; how much is refunded") [0] == "exact"

@@ -45,7 +45,7 @@ def blueprint_schema(tools: list[str], max_actions: int) -> dict:
 def parse(text: str | None, schema: dict) -> tuple[dict | None, str | None]:
     """(blueprint, None), or (None, why it is not one)."""
     try:
-        value = json.loads((text or "").strip())
+        value = json.loads((text or "").strip(), strict=False)  # raw line breaks in strings: a formatting slip, no content
     except json.JSONDecodeError as exc:
         return None, f"the reply is not one JSON object ({exc.msg} at char {exc.pos})"
     problems = sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.absolute_path))

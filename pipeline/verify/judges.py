@@ -58,7 +58,7 @@ def rubric_text(judge: dict) -> str:
 def parse_verdict(text: str | None, schema: dict) -> dict | None:
     """The verdict object when `text` is one JSON object valid against `schema`, else None."""
     try:
-        value = json.loads((text or "").strip())
+        value = json.loads((text or "").strip(), strict=False)  # raw line breaks in strings: a formatting slip, no content
     except json.JSONDecodeError:
         return None
     return value if Draft202012Validator(schema).is_valid(value) else None
