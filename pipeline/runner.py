@@ -150,12 +150,16 @@ class ShardJob:
     async def run(self, k: int, progress) -> bool:
         """Process and write shard k; False when the stage answered None (its rows wait on a Batch API round)."""
         stage_hash = self.stage.stage_hash
-        out = await self.stage.process(self.input_rows(k), progress)
+        out = await self.stage.process(await asyncio.to_thread(self.input_rows, k), progress)
         if out is None:
             return False
-        shards.write_shard(self.out_dir / shards.shard_name(k), out, self.stage.output_kind, stage_hash)
-        shards.write_manifest(self.out_dir, self.name, stage_hash, len(self.plan))
+        # reading, validating and writing a shard take a while: in a thread, so other shards' requests go on
+        await asyncio.to_thread(self.write, k, out, stage_hash)
         return True
+
+    def write(self, k: int, rows: list[dict], stage_hash: str) -> None:
+        shards.write_shard(self.out_dir / shards.shard_name(k), rows, self.stage.output_kind, stage_hash)
+        shards.write_manifest(self.out_dir, self.name, stage_hash, len(self.plan))
 
     async def run_all(self, todo: list[int], progress) -> dict:
         """Run shards `todo` inside the stage's own context (its LLM endpoints), up to `stage.shards_in_flight`

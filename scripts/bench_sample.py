@@ -4,9 +4,12 @@ Starts the fake OpenAI-compatible endpoint (tests/fake_openai.py) in its own pro
 concurrency cap of C, then in the same run:
 - sample: the real sample stage (LLM teacher, react in chat mode) over N single-step tasks at client
   concurrency C (endpoint max_concurrency: C), from a fresh run directory (empty response cache);
-- reference: bare openai.AsyncOpenAI (default transport) under an asyncio.Semaphore(C), the same prompts.
+- reference: bare openai.AsyncOpenAI (default transport) under an asyncio.Semaphore(C), the same prompts;
+- ceiling: raw aiohttp posting the same request bodies, doing nothing else: what this endpoint on this
+  machine delivers at concurrency C to a client that costs almost no CPU (the endpoint shares the machine's
+  CPUs, so C/L itself may be out of reach).
 For each it prints requests/s, the fraction of the limit C/L, and CPU seconds per call (this process and
-its workers, not the endpoint's). The last line is `sample/reference = X.XX`.
+its workers, not the endpoint's). The last lines are `sample/ceiling = X.XX` and `sample/reference = X.XX`.
 
     .venv/bin/python scripts/bench_sample.py --n 5000 --latency 0.2 --concurrency 64
 """
@@ -87,6 +90,25 @@ def bench_reference(base_url: str, prompts: list[list[dict]], concurrency: int, 
     return time.perf_counter() - began, cpu_seconds() - cpu, len(prompts)
 
 
+def bench_ceiling(base_url: str, prompts: list[list[dict]], concurrency: int, max_tokens: int) -> tuple[float, float, int]:
+    import aiohttp
+
+    async def main():
+        gate = asyncio.Semaphore(concurrency)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+            async def one(messages):
+                body = {"model": "fake-model", "messages": messages, "temperature": 0.0, "max_tokens": max_tokens, "seed": 0}
+                async with gate, session.post(base_url + "/chat/completions", json=body) as response:
+                    return (await response.json())["choices"][0]["message"]["content"]
+
+            await asyncio.gather(*(one(m) for m in prompts))
+
+    began, cpu = time.perf_counter(), cpu_seconds()
+    asyncio.run(main())
+    return time.perf_counter() - began, cpu_seconds() - cpu, len(prompts)
+
+
 def report(name: str, seconds: float, cpu: float, calls: int, limit: float) -> float:
     rate = calls / seconds
     print(f"{name:<10} {calls} calls in {seconds:6.2f}s  {rate:7.1f} requests/s  {rate / limit:5.3f} of C/L  {cpu / calls * 1000:6.3f} ms CPU per call")
@@ -114,11 +136,14 @@ def main() -> None:
         config = make_config(base_url, args.n, args.concurrency, args.rows_per_shard, args.workers)
         sample = report("sample", *bench_sample(config, run_dir), limit)
         prompts = reference_prompts(run_dir)
-        reference = report("reference", *bench_reference(base_url, prompts, args.concurrency, config["sample"]["teachers"][0]["max_tokens"]), limit)
+        max_tokens = config["sample"]["teachers"][0]["max_tokens"]
+        reference = report("reference", *bench_reference(base_url, prompts, args.concurrency, max_tokens), limit)
+        ceiling = report("ceiling", *bench_ceiling(base_url, prompts, args.concurrency, max_tokens), limit)
     finally:
         parent.send("stop")
         server.join(10)
         shutil.rmtree(run_dir, ignore_errors=True)
+    print(f"sample/ceiling = {sample / ceiling:.2f}")
     print(f"sample/reference = {sample / reference:.2f}")
 
 

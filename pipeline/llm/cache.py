@@ -62,11 +62,19 @@ class ResponseCache:
         return json.loads(row[0]) if row else None
 
     def put(self, key: str, endpoint: str, model: str, reply: dict, cost_usd: float) -> float:
-        """Store a reply and add its cost to the endpoint's spend; returns the spend so far (all processes)."""
-        self.db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?)",
-                        (key, endpoint, model, canonical_json(reply), cost_usd, time.time()))
-        return self.db.execute("INSERT INTO spend VALUES (?, ?) ON CONFLICT (endpoint) DO UPDATE SET usd = usd + excluded.usd "
-                               "RETURNING usd", (endpoint, cost_usd)).fetchone()[0]
+        """Store a reply and add its cost to the endpoint's spend, in one transaction (one commit, and never a
+        reply without its cost); returns the spend so far (all processes)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?)",
+                            (key, endpoint, model, canonical_json(reply), cost_usd, time.time()))
+            spent = self.db.execute("INSERT INTO spend VALUES (?, ?) ON CONFLICT (endpoint) DO UPDATE SET usd = usd + excluded.usd "
+                                    "RETURNING usd", (endpoint, cost_usd)).fetchone()[0]
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return spent
 
     def spent(self, endpoint: str) -> float:
         """USD spent on `endpoint` by every request this run directory has made."""
