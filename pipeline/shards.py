@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,7 +57,15 @@ def sha256_file(path: Path) -> str:
 
 
 def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    """A temp name of this host, process and thread (stages write shards from worker threads)."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}-{threading.get_ident()}.tmp")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """Readers (another thread or process regenerating the manifest) see the old text or the new, never half."""
+    tmp = _temp_name(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def invalid_rows(rows: list[dict], kind: str) -> list[str]:
@@ -93,7 +102,7 @@ def write_shard(path: Path, rows: list[dict], kind: str, stage_hash: str, marker
     table = rowlib.to_table(rows, kind, metadata={HASH_KEY: stage_hash})
     write_table_atomic(path, table)
     if marker:
-        _marker(path).write_text(json.dumps({"rows": len(rows), "sha256": sha256_file(path), "stage_hash": stage_hash}))
+        _write_text_atomic(_marker(path), json.dumps({"rows": len(rows), "sha256": sha256_file(path), "stage_hash": stage_hash}))
 
 
 def read_table(path: Path, kind: str) -> pa.Table:
@@ -129,8 +138,9 @@ def clean_stale_temps(directory: Path) -> int:
     removed = 0
     host = socket.gethostname()
     for tmp in directory.glob(".*.tmp"):
-        parts = tmp.name.rsplit(".", 3)
-        if len(parts) == 4 and parts[1] == host and parts[2].isdigit() and not _alive(int(parts[2])):
+        stem, owner, _ = tmp.name.rsplit(".", 2)  # .NAME.HOST.PID-THREAD.tmp; HOST may contain dots
+        pid = owner.split("-")[0]
+        if stem.endswith("." + host) and pid.isdigit() and not _alive(int(pid)):
             tmp.unlink(missing_ok=True)
             removed += 1
     return removed
@@ -171,7 +181,7 @@ def write_manifest(directory: Path, stage: str, stage_hash: str, num_shards: int
             info = json.loads(marker.read_text()) if marker.exists() else {}
             if info.get("stage_hash") != found:
                 info = {"rows": pq.read_metadata(path).num_rows, "sha256": sha256_file(path), "stage_hash": found}
-                marker.write_text(json.dumps(info))
+                _write_text_atomic(marker, json.dumps(info))
             shards[path.name] = info
         done = [name for name, info in shards.items() if info["stage_hash"] == stage_hash]
         manifest = {
@@ -182,7 +192,5 @@ def write_manifest(directory: Path, stage: str, stage_hash: str, num_shards: int
             "rows": sum(shards[name]["rows"] for name in done),
             "shards": shards,
         }
-        tmp = _temp_name(directory / MANIFEST)
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        os.replace(tmp, directory / MANIFEST)
+        _write_text_atomic(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
         return manifest

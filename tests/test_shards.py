@@ -1,3 +1,4 @@
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -55,12 +56,29 @@ def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     import socket
 
-    stale = tmp_path / f".part-00000.parquet.{socket.gethostname()}.{dead.stdout.strip()}.tmp"
-    live = tmp_path / f".part-00001.parquet.{socket.gethostname()}.{os.getpid()}.tmp"
-    stale.write_text("half")
-    live.write_text("in progress")
+    stale = tmp_path / f".part-00000.parquet.{socket.gethostname()}.{dead.stdout.strip()}-140001.tmp"
+    live = tmp_path / f".part-00001.parquet.{socket.gethostname()}.{os.getpid()}-140001.tmp"
+    other_host = tmp_path / f".part-00002.parquet.node7.cluster.example.{dead.stdout.strip()}-140001.tmp"
+    for path in (stale, live, other_host):
+        path.write_text("half")
     assert shards.clean_stale_temps(tmp_path) == 1
-    assert not stale.exists() and live.exists()
+    assert not stale.exists() and live.exists() and other_host.exists()  # another host's process may be alive
+
+
+def test_markers_and_the_manifest_are_never_read_half_written(tmp_path):
+    """Threads writing shards while others regenerate the manifest (as `sample` does) never see a partial marker."""
+    rows = [make_task("arithmetic", i) for i in range(3)]
+
+    def work(k):
+        for _ in range(15):
+            shards.write_shard(tmp_path / shards.shard_name(k), rows, "task", "h")
+            shards.write_manifest(tmp_path, "synthesize", "h", 4)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(4)))
+    manifest = shards.write_manifest(tmp_path, "synthesize", "h", 4)
+    assert manifest["complete"] and manifest["rows"] == 12
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 def ids(folder):
