@@ -86,6 +86,20 @@ def test_reference_file_decontaminates_and_lists_removed_rows(run_dir, tmp_path)
     assert report(run_dir)["removed"]["contaminated"] == 1
 
 
+def test_an_updated_reference_file_curates_again(run_dir, tmp_path):
+    reference = tmp_path / "bench.jsonl"
+    reference.write_text(json.dumps({"question": "Some other benchmark question about rivers and capitals of Europe."}) + "\n")
+    setting = f"curate.decontam.references=[{{name: mybench, path: {reference}}}]"
+    curate(run_dir, setting)
+    assert BFCL_QUESTION in {r["instruction"] for r in data_rows(run_dir)}
+    assert "reused" in curate(run_dir, setting).stdout  # same config, same file: nothing to do
+    with open(reference, "a") as handle:  # the benchmark gains the question: same config, new contents
+        handle.write(json.dumps({"question": BFCL_QUESTION}) + "\n")
+    assert "reused" not in curate(run_dir, setting).stdout
+    assert BFCL_QUESTION not in {r["instruction"] for r in data_rows(run_dir)}
+    assert report(run_dir)["removed"]["contaminated"] == 1
+
+
 def test_bfcl_package_reference_catches_a_bfcl_question(run_dir):
     import importlib.util
 

@@ -24,6 +24,14 @@ def test_short_texts_make_one_shingle_and_match_only_themselves():
     assert shingled.hashes[0] == shingled.hashes[1] and shingled.hashes[0] not in shingled.hashes[2:]
 
 
+def test_texts_all_shorter_than_k_make_one_shingle_each():
+    """Fewer tokens than k in the whole batch (one short benchmark question): no window at all, no crash."""
+    shingled = textsig.shingles(textsig.tokenize(pa.array(["what is the area of a circle of radius 3"])), 13)
+    assert list(shingled.lengths) == [1]
+    alone = textsig.shingles(textsig.tokenize(pa.array(["what is the area of a circle of radius 3", "x y"])), 13)
+    assert alone.hashes[0] == shingled.hashes[0]
+
+
 def test_hashes_are_stable_across_runs():
     assert int(textsig.hash_strings(pa.array(["react"]))[0]) == int(textsig.hash_strings(pa.array(["x", "react"]))[1])
     assert textsig.hash_strings(pa.array(["abc"]))[0] != textsig.hash_strings(pa.array(["acb"]))[0]

@@ -6,6 +6,7 @@ way: lowercased, non-word characters replaced by spaces, split into words. A tex
 one n-gram of all its words, so a short benchmark question repeated verbatim is still caught.
 """
 
+import importlib.metadata
 import importlib.util
 import json
 from dataclasses import dataclass
@@ -15,8 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import shards
 from pipeline.curate import textsig
 from pipeline.errors import UserError
+from pipeline.jsonutil import content_hash
 
 DEFAULT_FIELDS = ("question", "prompt", "instruction", "input", "text", "problem", "query")
 SUFFIXES = (".parquet", ".jsonl", ".json")
@@ -93,6 +96,7 @@ def bfcl_texts() -> list[str]:
 
 
 REFERENCE_PACKAGES = {"bfcl": bfcl_texts}
+REFERENCE_DISTRIBUTIONS = {"bfcl": "bfcl-eval"}
 
 
 def _files(path: Path) -> list[Path]:
@@ -119,6 +123,29 @@ def reference_texts(spec: dict, where: str, base: Path) -> list[str]:
     for file in _files(path):
         texts.extend(texts_from_file(file, spec.get("fields")))
     return texts
+
+
+def fingerprint(section: dict, base: Path) -> str | None:
+    """What the references contain (each file's sha256, an installed package's version), so that a changed
+    benchmark file re-runs curate although the config is the same; None without references."""
+    if not section["references"]:
+        return None
+    parts = []
+    for spec in section["references"]:
+        if "package" in spec:
+            parts.append([spec["name"], spec["package"], _package_version(spec["package"])])
+            continue
+        path = Path(spec["path"])
+        path = path if path.is_absolute() else base / path
+        parts.append([spec["name"], [[file.as_posix(), shards.sha256_file(file)] for file in _files(path)]])
+    return content_hash(parts)
+
+
+def _package_version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(REFERENCE_DISTRIBUTIONS[package])
+    except (KeyError, importlib.metadata.PackageNotFoundError):
+        return None
 
 
 def ngram_tokens(texts: pa.Array, n: int) -> textsig.Tokens:

@@ -8,6 +8,7 @@ a temporary folder that replaces `dataset/` only when complete.
 """
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -21,6 +22,8 @@ from pipeline.curate.split import assign_splits
 from pipeline.curate.write import write_splits
 from pipeline.errors import UserError
 from pipeline.publish import card
+
+log = logging.getLogger("trajforge")
 
 REPORT = "_report.json"
 
@@ -94,8 +97,18 @@ class CurateStage:
         self.references = None
 
     def is_done(self, out_dir: Path) -> bool:
+        """Curated with this stage hash and the same decontamination references (their contents, not only
+        their names: an updated benchmark file re-runs curate)."""
         manifest = out_dir / shards.MANIFEST
-        return manifest.exists() and json.loads(manifest.read_text()).get("stage_hash") == self.stage_hash
+        if not manifest.exists():
+            return False
+        written = json.loads(manifest.read_text())
+        if written.get("stage_hash") != self.stage_hash:
+            return False
+        if written.get("references") != decontam.fingerprint(self.section["decontam"], Path.cwd()):
+            log.info("curate: the decontamination references changed since the last curate; curating again")
+            return False
+        return True
 
     def shard_sizes(self, result: scan.Scan) -> tuple[int, int]:
         rows = max(result.catalog.num_rows, 1)
@@ -137,7 +150,8 @@ class CurateStage:
                                         counts, view_counts, report, self.stage_hash))
         (tmp / REPORT).write_text(json.dumps(report, indent=2))
         manifest = {"stage": "curate", "stage_hash": self.stage_hash, "splits": counts, "files": files,
-                    "views": view_counts, "removed": removed}
+                    "views": view_counts, "removed": removed,
+                    "references": decontam.fingerprint(self.section["decontam"], Path.cwd())}
         (tmp / shards.MANIFEST).write_text(json.dumps(manifest, indent=2))
         replace_dir(tmp, out_dir)
         return {"rows_in": len(reason), "rows_out": len(kept), "removed": removed,

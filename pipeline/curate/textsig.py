@@ -144,7 +144,7 @@ def shingles(tokens: Tokens, k: int) -> Tokens:
         return tokens
     n = len(h)
     windows = np.zeros(max(n - k + 1, 0), dtype=U64)
-    for j in range(k):
+    for j in range(k if n >= k else 0):  # fewer tokens than k in all: no window (and a negative slice end would wrap)
         windows += fmix64(h[j:n - k + 1 + j] ^ _salt(j))
     rows = tokens.row_of_each()[: len(windows)]
     position = np.arange(len(windows)) - offsets[:-1][rows]
