@@ -252,3 +252,18 @@ def test_without_bwrap_the_detection_falls_back_and_logs_it(monkeypatch, caplog)
         isolation.detect.cache_clear()
     assert how.mechanism == "rlimits" and "bwrap is not installed" in how.reasons[0]
     assert "SANDBOX IS WEAKER THAN DESIGNED (rlimits)" in caplog.text
+
+
+def test_an_interpreter_under_tmp_stays_reachable_inside(tmp_path, monkeypatch):
+    """A checkout or virtual environment under /tmp (a CI clone) is bound after the private /tmp is mounted, so
+    the full sandbox still starts (before, the private /tmp hid it and the escape tests were skipped)."""
+    if isolation.detect().mechanism != "bwrap":
+        pytest.skip("bwrap does not run here")
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / "marker.txt").write_text("here")
+    paths = isolation._interpreter_paths()
+    monkeypatch.setattr(isolation, "_interpreter_paths", lambda: [*paths, str(venv)])
+    with Sandbox(LIMITS, isolation.Isolation("bwrap")) as sandbox:
+        result = sandbox.run(f"open({str(venv / 'marker.txt')!r}).read()")
+    assert str(venv).startswith("/tmp/") and result.value == "'here'", result.error or result.failure

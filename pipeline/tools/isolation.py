@@ -108,7 +108,12 @@ def bwrap_command(seccomp_fd: int | None, tmp_bytes: int, work_bytes: int) -> li
             args += ["--ro-bind", top, top]
     for name in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime"):
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    made = set()
+    # The private /tmp and workdir come before the interpreter's binds: mounted after, they would hide a
+    # virtual environment or checkout that lives under /tmp (a CI clone) and the sandbox would not start.
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
+             "--perms", "0777", "--size", str(work_bytes), "--tmpfs", WORKDIR]
+    made = {"/tmp", WORKDIR}
     for path in _interpreter_paths():
         # bwrap makes missing parents mode 0700, which uid 65534 could not traverse.
         for parent in reversed(Path(path).parents):
@@ -117,9 +122,7 @@ def bwrap_command(seccomp_fd: int | None, tmp_bytes: int, work_bytes: int) -> li
                 args += ["--perms", "0755", "--dir", str(parent)]
         args += ["--ro-bind", path, path]
         made.add(path)
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
-             "--perms", "0777", "--size", str(work_bytes), "--tmpfs", WORKDIR, "--chdir", WORKDIR]
+    args += ["--chdir", WORKDIR]
     for key, value in {**ENVIRONMENT, "HOME": WORKDIR, "TMPDIR": "/tmp"}.items():
         args += ["--setenv", key, value]
     if seccomp_fd is not None:
