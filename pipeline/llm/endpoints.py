@@ -21,6 +21,15 @@ from pipeline.llm.client import LLMClient
 CACHE_FILE = "cache.sqlite"
 
 
+def summed_stats(clients: dict) -> dict:
+    """Request counts and spend of this invocation, summed over a stage's open endpoints."""
+    totals = {}
+    for client in clients.values():
+        for key, value in client.stats.items():
+            totals[key] = totals.get(key, 0) + value
+    return totals
+
+
 def api_key(name: str, profile: dict) -> str | None:
     var = profile["api_key_env"]
     if not var:

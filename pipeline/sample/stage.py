@@ -14,7 +14,7 @@ from pipeline import __version__
 from pipeline.formats import FORMATS
 from pipeline.jsonutil import content_hash
 from pipeline.llm.client import Deferred
-from pipeline.llm.endpoints import Endpoints
+from pipeline.llm.endpoints import Endpoints, summed_stats
 from pipeline.sample.agent import Episode, run_episode
 from pipeline.sample.llm_policy import LLMPolicy
 from pipeline.sample.policies import ProgramPolicy
@@ -65,10 +65,7 @@ class SampleStage:
     def stats(self) -> dict:
         """Request counts and spend of this invocation, summed over endpoints, and the simulated-user and
         reflection counts, for the stage summary."""
-        totals = {}
-        for client in self.clients.values():
-            for key, value in client.stats.items():
-                totals[key] = totals.get(key, 0) + value
+        totals = summed_stats(self.clients)
         funnels = {}
         if any("user_simulator" in t for t in self.teachers):
             funnels["user_sim"] = dict(self.conversations)

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pipeline import __version__
 from pipeline.errors import UserError
 from pipeline.jsonutil import content_hash
-from pipeline.llm.endpoints import Endpoints
+from pipeline.llm.endpoints import Endpoints, summed_stats
 from pipeline.synthesize import seeds as seedlib
 from pipeline.synthesize.llm_tasks import LLMTaskSynthesizer
 from pipeline.synthesize.generators import GENERATORS
@@ -46,10 +46,7 @@ class SynthesizeStage:
 
     def stats(self) -> dict:
         """LLM requests of this invocation and the blueprint funnel, for the stage summary."""
-        totals = {}
-        for client in self.clients.values():
-            for key, value in client.stats.items():
-                totals[key] = totals.get(key, 0) + value
+        totals = summed_stats(self.clients)
         if self.llm is not None:
             totals["funnels"] = {"llm_tasks": dict(self.llm.counts)}
         return totals

@@ -5,7 +5,7 @@ score >= verify.min_score. Failed LLM rows may be re-sampled with feedback (veri
 import asyncio
 from contextlib import asynccontextmanager
 
-from pipeline.llm.endpoints import Endpoints
+from pipeline.llm.endpoints import Endpoints, summed_stats
 from pipeline.sample.stage import SampleStage
 from pipeline.verify import content, feedback, judges
 from pipeline.verify.checks import CHECKS, DEFAULT_OPTIONS, result
@@ -65,11 +65,7 @@ class VerifyStage:
         self.clients, self.sampler = {}, None
 
     def stats(self) -> dict:
-        totals = {}
-        for client in self.clients.values():
-            for key, value in client.stats.items():
-                totals[key] = totals.get(key, 0) + value
-        return totals
+        return summed_stats(self.clients)
 
     def run_checks(self, row: dict) -> list[dict]:
         results = []
