@@ -7,6 +7,7 @@ the kept rows shard by shard into `dataset/data/{split}-{k:05d}-of-{n:05d}.parqu
 a temporary folder that replaces `dataset/` only when complete.
 """
 
+import functools
 import json
 import logging
 import os
@@ -96,6 +97,11 @@ class CurateStage:
         self.num_shards = num_shards
         self.references = None
 
+    @functools.cached_property
+    def references_fingerprint(self) -> str | None:
+        """Read once per run: checked by `is_done`, then recorded in the manifest `run` writes."""
+        return decontam.fingerprint(self.section["decontam"], Path.cwd())
+
     def is_done(self, out_dir: Path) -> bool:
         """Curated with this stage hash and the same decontamination references (their contents, not only
         their names: an updated benchmark file re-runs curate)."""
@@ -105,7 +111,7 @@ class CurateStage:
         written = json.loads(manifest.read_text())
         if written.get("stage_hash") != self.stage_hash:
             return False
-        if written.get("references") != decontam.fingerprint(self.section["decontam"], Path.cwd()):
+        if written.get("references") != self.references_fingerprint:
             log.info("curate: the decontamination references changed since the last curate; curating again")
             return False
         return True
@@ -151,7 +157,7 @@ class CurateStage:
         (tmp / REPORT).write_text(json.dumps(report, indent=2))
         manifest = {"stage": "curate", "stage_hash": self.stage_hash, "splits": counts, "files": files,
                     "views": view_counts, "removed": removed,
-                    "references": decontam.fingerprint(self.section["decontam"], Path.cwd())}
+                    "references": self.references_fingerprint}
         (tmp / shards.MANIFEST).write_text(json.dumps(manifest, indent=2))
         replace_dir(tmp, out_dir)
         return {"rows_in": len(reason), "rows_out": len(kept), "removed": removed,
