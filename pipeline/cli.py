@@ -246,6 +246,8 @@ def cmd_local_teacher(args) -> int:
     elif args.action == "stop":
         state = local.stop_manual()
         print(f"local teacher stopped (pid {state['pid']})" if state else "local teacher: not running")
+    elif args.action == "check":
+        print(local.smoke_test(args.model))
     else:
         state = local.running()
         print(f"local teacher: {state['model']} at {state['base_url']} (pid {state['pid']})" if state else "local teacher: not running")
@@ -314,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("local-teacher", help="start, stop or show the embedded llama.cpp teacher (Gemma 3 270M) for manual use")
-    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("action", choices=["start", "stop", "status", "check"],
+                   help="check: start a server, ask for one short completion, stop (what setup runs after installing)")
     p.add_argument("--model", default="gemma-3-270m", help="the name it serves the model under (an endpoint's `model`)")
     p.add_argument("--n-ctx", type=int, default=4096, help="context size in tokens")
     p.set_defaults(func=cmd_local_teacher)

@@ -67,6 +67,25 @@ def _die_with_parent() -> None:
         pass
 
 
+def describe_exit(code: int | None) -> str:
+    """'died with SIGSEGV', 'exited with code 1', 'is still running'."""
+    if code is None:
+        return "is still running"
+    if code < 0:
+        try:
+            return f"died with {signal.Signals(-code).name}"
+        except ValueError:
+            return f"died with signal {-code}"
+    return f"exited with code {code}"
+
+
+def log_tail(path: Path | None, chars: int = 800) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:].strip() if path else ""
+    except OSError:
+        return ""
+
+
 class LocalServer:
     def __init__(self, model: str, n_ctx: int = 4096, log_path: Path | None = None):
         self.model, self.n_ctx, self.log_path = model, n_ctx, log_path
@@ -100,8 +119,8 @@ class LocalServer:
         if answers(self.base_url):
             return True
         if self.process.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-800:] if self.log_path and self.log_path.exists() else ""
-            raise UserError(f"the local teacher (llama.cpp server) exited with code {self.process.returncode} while starting"
+            tail = log_tail(self.log_path)
+            raise UserError(f"the local teacher (llama.cpp server) {describe_exit(self.process.returncode)} while starting"
                             + (f"; end of {self.log_path}:\n{tail}" if tail else ""))
         if time.monotonic() > self.deadline:
             self.stop()
@@ -113,6 +132,16 @@ class LocalServer:
         while not self.ready():
             time.sleep(POLL_S)
         return self.base_url
+
+    def state(self) -> str:
+        """How the server process stands: 'is still running', 'died with SIGSEGV', ..."""
+        if self.process is None:
+            return "was not started"
+        try:
+            self.process.wait(2)
+        except subprocess.TimeoutExpired:
+            pass
+        return f"the server {describe_exit(self.process.returncode)}"
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -178,6 +207,30 @@ def start_manual(model: str, n_ctx: int) -> dict:
     state = {"pid": server.process.pid, "base_url": server.base_url, "model": model, "log": str(server.log_path)}
     STATE_FILE.write_text(json.dumps(state))
     return state
+
+
+def smoke_test(model: str = "gemma-3-270m", n_ctx: int = 512) -> str:
+    """Start a server, ask for one short completion, stop it: what `scripts/setup.sh` runs after installing,
+    so a build that cannot answer fails there, naming its log. Returns a one-line summary."""
+    log_path = STATE_FILE.parent / "local-teacher-check.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.unlink(missing_ok=True)
+    server = LocalServer(model, n_ctx, log_path=log_path)
+    started = time.monotonic()
+    try:
+        server.start()
+        body = json.dumps({"model": model, "prompt": "Question: what is 2 + 3?\nAnswer:", "max_tokens": 8, "temperature": 0}).encode()
+        request = urllib.request.Request(f"{server.base_url}/completions", body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                reply = json.load(response)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise UserError(f"the local teacher did not answer a completion ({exc}; {server.state()}); "
+                            f"end of {log_path}:\n{log_tail(log_path)}") from None
+        tokens = reply.get("usage", {}).get("completion_tokens", 0)
+    finally:
+        server.stop()
+    return f"local teacher: {model} answered {tokens} token(s) in {time.monotonic() - started:.1f} s (log {log_path})"
 
 
 def stop_manual() -> dict | None:
