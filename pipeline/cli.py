@@ -21,8 +21,10 @@ import sys
 from pathlib import Path
 
 from pipeline import config as configlib
-from pipeline import report, runner, schema, shards
+from pipeline import config_check, executors, report, runner, schema, shards
+from pipeline.config import STAGE_DIRS
 from pipeline.errors import UserError
+from pipeline.shardjob import ShardSpec, num_shards
 
 STAGE_COMMANDS = ("synthesize", "sample", "verify", "curate")
 
@@ -33,8 +35,8 @@ def load_config(target: str, overrides: list[str]) -> tuple[configlib.Config, Pa
     if path.is_dir():
         if not (path / "config.yaml").exists():
             raise UserError(f"{path}: not a run directory (no config.yaml)")
-        return configlib.load(path / "config.yaml", overrides), path
-    return configlib.load(path, overrides), None
+        return config_check.load(path / "config.yaml", overrides), path
+    return config_check.load(path, overrides), None
 
 
 def _run(args, stages: list[str]) -> int:
@@ -43,12 +45,9 @@ def _run(args, stages: list[str]) -> int:
         for profile in config["endpoints"].values():
             profile["batch"] = True
     run_dir = runner.open_run(config, args.run_dir or implied_dir, args.reconfigure)
-    spec = runner.ShardSpec.parse(args.shard)
+    spec = ShardSpec.parse(args.shard)
     executor = {"name": args.executor, "address": args.address}
-    if args.executor == "ray":
-        from pipeline import ray_executor
-
-        ray_executor.connect(args.address)  # unreachable cluster: fail before any shard starts
+    executors.prepare(executor)
     runner.run_stages(stages, config, run_dir, spec, executor=executor)
     if "publish" in stages and spec.count == 1:
         _publish_from_config(config, run_dir)
@@ -67,6 +66,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_stage(args) -> int:
+    if args.command == "curate" and args.shard:
+        raise UserError("curate reads every shard at once: run it without --shard, after all shards are verified")
     return _run(args, [args.command])
 
 
@@ -79,7 +80,7 @@ def _publish(dataset_dir: Path, repo_id: str | None, private: bool, config, reru
 
 def _publish_from_config(config, run_dir: Path) -> None:
     repo_id = config["publish"]["repo_id"]
-    _publish(run_dir / runner.STAGE_DIRS["curate"], repo_id, config["publish"]["private"], config,
+    _publish(run_dir / STAGE_DIRS["curate"], repo_id, config["publish"]["private"], config,
              f"trajforge publish {run_dir} --repo-id {repo_id}")
 
 
@@ -88,7 +89,7 @@ def cmd_publish(args) -> int:
 
     config, implied_dir = load_config(args.config, args.set)
     run_dir = Path(args.run_dir) if args.run_dir else (implied_dir or Path("runs") / config.name)
-    dataset_dir = run_dir / runner.STAGE_DIRS["curate"]
+    dataset_dir = run_dir / STAGE_DIRS["curate"]
     repo_id = args.repo_id or config["publish"]["repo_id"]
     if args.dry_run:
         if not args.out:
@@ -108,10 +109,10 @@ def cmd_export(args) -> int:
     from pipeline.curate import views
 
     run_dir = Path(args.run_dir)
-    dataset_dir = run_dir / runner.STAGE_DIRS["curate"]
+    dataset_dir = run_dir / STAGE_DIRS["curate"]
     if not list((dataset_dir / "data").glob("*.parquet")):
         raise UserError(f"{dataset_dir}: no curated data to export (run `trajforge curate` first)")
-    verified = sorted((run_dir / runner.STAGE_DIRS["verify"]).glob("part-*.parquet"))
+    verified = sorted((run_dir / STAGE_DIRS["verify"]).glob("part-*.parquet"))
     if args.view in views.NEEDS_FAILED and not verified:
         raise UserError(f"{run_dir}: --view {args.view} pairs passed with failed trajectories and reads them from verified/, which is empty")
     counts = views.write_view(args.view, dataset_dir, Path(args.out), verified)
@@ -170,10 +171,10 @@ def cmd_show(args) -> int:
     from pipeline import show
 
     run_dir = Path(args.run_dir)
-    folder = run_dir / runner.STAGE_DIRS.get(args.stage, args.stage)
+    folder = run_dir / STAGE_DIRS.get(args.stage, args.stage)
     files = sorted(folder.glob("part-*.parquet")) or sorted(folder.glob("data/*.parquet"))
     if not files:
-        raise UserError(f"{folder}: no shards to show (stages: {', '.join(runner.STAGE_DIRS)})")
+        raise UserError(f"{folder}: no shards to show (stages: {', '.join(STAGE_DIRS)})")
     shown = 0
     color = sys.stdout.isatty()
     for path in files:
@@ -192,12 +193,12 @@ def cmd_show(args) -> int:
 
 
 def cmd_slurm(args) -> int:
-    from pipeline import slurm
+    from pipeline.executors import slurm
 
     config, implied_dir = load_config(args.config, args.set)
     run_dir = runner.open_run(config, args.run_dir or implied_dir, args.reconfigure)
     stages = args.stages.split(",") if args.stages else [s for s in config["run"]["stages"] if s != "publish"]
-    folder = slurm.write_scripts(run_dir, stages, args.array, runner.num_shards(config), args.sbatch_arg, args.wait)
+    folder = slurm.write_scripts(run_dir, stages, args.array, num_shards(config), args.sbatch_arg, args.wait)
     print(f"wrote {', '.join(f'{s}.sbatch' for s in stages)} and submit.sh to {folder}")
     if args.submit:
         for stage, job in slurm.submit(folder).items():

@@ -17,7 +17,6 @@ import pyarrow.compute as pc
 from pipeline.verify import committee
 import pyarrow.parquet as pq
 
-STAGE_DIRS = {"synthesize": "tasks", "sample": "trajectories", "verify": "verified", "curate": "dataset"}
 
 
 def _read(folder: Path, columns: list[str]):

@@ -31,6 +31,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 from pipeline import config as configlib  # noqa: E402
 from pipeline import runner, shards  # noqa: E402
+from pipeline.shardjob import ShardSpec  # noqa: E402
 from pipeline.formats import FORMATS  # noqa: E402
 from pipeline.sample.agent import start_episode  # noqa: E402
 
@@ -59,9 +60,9 @@ def make_config(base_url: str, n: int, concurrency: int, rows_per_shard: int, wo
 
 
 def bench_sample(config: configlib.Config, run_dir: Path) -> tuple[float, float, int]:
-    runner.run_stages(["synthesize"], config, run_dir, runner.ShardSpec(), echo=lambda _: None)
+    runner.run_stages(["synthesize"], config, run_dir, ShardSpec(), echo=lambda _: None)
     began, cpu = time.perf_counter(), cpu_seconds()
-    (summary,) = runner.run_stages(["sample"], config, run_dir, runner.ShardSpec(), echo=lambda _: None)
+    (summary,) = runner.run_stages(["sample"], config, run_dir, ShardSpec(), echo=lambda _: None)
     return time.perf_counter() - began, cpu_seconds() - cpu, summary["requests"]
 
 

@@ -65,7 +65,7 @@ build_llama() {  # prints the folder holding a portable llama-cpp-python wheel, 
   mkdir -p "$dir.building"
   log="$dir.building/build.log"
   say "building llama-cpp-python $LLAMA_VERSION from source, portable ($flags)"
-  say "this compiles llama.cpp: about 15-25 minutes on 2 cores, once per machine; log: $log"
+  say "this compiles llama.cpp: about 5 minutes on 2 cores, once per machine; log: $log"
   start=$SECONDS
   CMAKE_ARGS="$flags" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
     "$PY" -m pip wheel -v --no-cache-dir --no-deps --no-binary llama-cpp-python -w "$dir.building" \

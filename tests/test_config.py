@@ -1,13 +1,14 @@
 import pytest
 
 from pipeline import config as configlib
+from pipeline import config_check
 from pipeline.errors import UserError
 from tests.conftest import run_cli, small_config
 
 
 def load_error(write_config, data, *overrides) -> str:
     with pytest.raises(UserError) as info:
-        configlib.load(write_config(data), list(overrides))
+        config_check.load(write_config(data), list(overrides))
     return str(info.value)
 
 

@@ -117,7 +117,7 @@ def test_duplicates_within_a_shard_are_dropped_after_synthesis(tmp_path, server)
 
 
 def test_bad_llm_tasks_config_names_the_field(tmp_path, server):
-    from pipeline.config import validate_data
+    from pipeline.config_check import validate_data
 
     with pytest.raises(UserError, match=r"synthesize.llm_tasks\[0\].seeds: unknown seeds source or generator 'store_refund' \(did you mean 'store_refunds'"):
         validate_data(config(server, {**entry(), "seeds": "store_refund"}), "c.yaml")

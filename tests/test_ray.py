@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.ray_executor import share_endpoint_limits
+from pipeline.llm.endpoints import share_endpoint_limits
 from tests.conftest import run_cli, small_config
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]' (scripts/test.sh installs it)")

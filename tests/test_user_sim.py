@@ -3,7 +3,7 @@ simulated user, all fake endpoints over real HTTP; the store tools are real and 
 
 import pytest
 
-from pipeline.config import validate_data
+from pipeline.config_check import validate_data
 from pipeline.errors import UserError
 from pipeline.sample.user_sim import AGENT_SYSTEM
 from tests.fake_openai import FakeOpenAI

@@ -116,6 +116,13 @@ class CurateStage:
             return False
         return True
 
+    @staticmethod
+    def reused_summary(out_dir: Path) -> dict:
+        """The summary of a curate that is already done (nothing written)."""
+        manifest = json.loads((out_dir / shards.MANIFEST).read_text())
+        return {"stage": "curate", "reused": 1, "written": 0, "rows_out": sum(manifest["splits"].values()),
+                **{f"{s}_rows": n for s, n in manifest["splits"].items()}}
+
     def shard_sizes(self, result: scan.Scan) -> tuple[int, int]:
         rows = max(result.catalog.num_rows, 1)
         per_shard = self.section["rows_per_shard"]

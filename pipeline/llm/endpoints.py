@@ -1,12 +1,14 @@
 """Open the endpoints a stage uses, before any work starts: read each key from its env var, check every
 endpoint answers and serves its model, and hand out one LLMClient per endpoint (sharing the run's response
-cache). `base_url: local` must already be resolved to a running server (`local.serving`, which the runner
+cache). `base_url: local` must already be resolved to a running server (`local.Serving`, which the runner
 enters around a stage).
 
     async with Endpoints(config["endpoints"], ["gpt"], run_dir) as clients:
         reply = await clients["gpt"].chat(...)
 """
 
+import copy
+import math
 import os
 from pathlib import Path
 
@@ -19,6 +21,18 @@ from pipeline.llm.cache import ResponseCache
 from pipeline.llm.client import LLMClient
 
 CACHE_FILE = "cache.sqlite"
+SHARED_LIMITS = ("max_concurrency", "rpm", "tpm")
+
+
+def share_endpoint_limits(data: dict, workers: int) -> dict:
+    """A copy of the config data whose endpoint limits are each of `workers` processes' share (at least 1),
+    so that together they stay within each endpoint's budget."""
+    data = copy.deepcopy(data)
+    for profile in data.get("endpoints", {}).values():
+        for key in SHARED_LIMITS:
+            if isinstance(profile.get(key), (int, float)) and profile[key] > 0:
+                profile[key] = max(1, math.floor(profile[key] / workers))
+    return data
 
 
 def summed_stats(clients: dict) -> dict:
@@ -53,7 +67,7 @@ class Endpoints:
             for name in self.names:
                 profile = self.profiles[name]
                 if profile["base_url"] == "local":
-                    raise RuntimeError(f"endpoints.{name}: start the local server first (pipeline.llm.local.serving)")
+                    raise RuntimeError(f"endpoints.{name}: start the local server first (pipeline.llm.local.Serving)")
                 client = LLMClient(name, profile, self.cache, keys[name])
                 self.clients[name] = client
                 await preflight(name, profile, client.api)

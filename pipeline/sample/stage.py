@@ -15,6 +15,7 @@ from pipeline.formats import FORMATS
 from pipeline.jsonutil import content_hash
 from pipeline.llm.client import Deferred
 from pipeline.llm.endpoints import Endpoints, summed_stats
+from pipeline.rowstats import summed, trajectory_stats
 from pipeline.sample.agent import Episode, run_episode
 from pipeline.sample.llm_policy import LLMPolicy
 from pipeline.sample.policies import ProgramPolicy
@@ -74,6 +75,11 @@ class SampleStage:
         if funnels:
             totals["funnels"] = funnels
         return totals
+
+    @staticmethod
+    def summarize(paths) -> dict:
+        """The summary of finished trajectory shards `paths`: rows, errors, tokens, cost, the funnel."""
+        return summed(paths, trajectory_stats)
 
     def policy(self, teacher: dict, task: dict, fmt_name: str, k: int):
         if teacher["policy"] == "program":

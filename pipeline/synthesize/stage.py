@@ -15,6 +15,7 @@ from pipeline import __version__
 from pipeline.errors import UserError
 from pipeline.jsonutil import content_hash
 from pipeline.llm.endpoints import Endpoints, summed_stats
+from pipeline.rowstats import shard_rows, summed
 from pipeline.synthesize import seeds as seedlib
 from pipeline.synthesize.llm_tasks import LLMTaskSynthesizer
 from pipeline.synthesize.generators import GENERATORS
@@ -50,6 +51,11 @@ class SynthesizeStage:
         if self.llm is not None:
             totals["funnels"] = {"llm_tasks": dict(self.llm.counts)}
         return totals
+
+    @staticmethod
+    def summarize(paths) -> dict:
+        """The summary of finished task shards `paths`."""
+        return summed(paths, shard_rows)
 
     def plan(self) -> list[list[dict]]:
         section = self.config["synthesize"]

@@ -5,11 +5,14 @@ score >= verify.min_score. Failed LLM rows may be re-sampled with feedback (veri
 import asyncio
 from contextlib import asynccontextmanager
 
+import pyarrow.parquet as pq
+
 from pipeline.llm.endpoints import Endpoints, summed_stats
+from pipeline.rowstats import summed, trajectory_stats
 from pipeline.sample.stage import SampleStage
 from pipeline.verify import content, feedback, judges
 from pipeline.verify.checks import CHECKS, DEFAULT_OPTIONS, result
-from pipeline.verify.committee import aggregate
+from pipeline.verify.committee import aggregate, run_stats
 
 
 def check_options(config, spec: dict) -> dict:
@@ -66,6 +69,15 @@ class VerifyStage:
 
     def stats(self) -> dict:
         return summed_stats(self.clients)
+
+    @staticmethod
+    def summarize(paths) -> dict:
+        """The summary of finished verified shards `paths`: as sample's, plus failed checks and the committee's
+        figures over all of them (agreement and kappa are not sums of shards')."""
+        summary = summed(paths, trajectory_stats)
+        tables = [pq.read_table(path, columns=["judgments", "checks"]) for path in paths]
+        summary["judges"] = run_stats([pair for t in tables for pair in zip(t["judgments"].to_pylist(), t["checks"].to_pylist())])
+        return summary
 
     def run_checks(self, row: dict) -> list[dict]:
         results = []

@@ -1,14 +1,16 @@
-"""Run a row stage's shards as Ray tasks, for runs that outgrow one machine (optional extra: trajforge[ray]).
+"""The Ray executor (`--executor ray [--address HOST:PORT]`): a row stage's shards as Ray tasks, for runs that
+outgrow one machine (optional extra: trajforge[ray]).
 
-Each task builds the stage from plain data (the config dict, the run directory, a shard index) and writes its
-shard exactly as the local executor does, so resume, stage hashes and manifests behave the same. The run
-directory must be on a filesystem every Ray node can reach. Endpoint limits (max_concurrency, rpm, tpm) are
-divided among the concurrent workers, so together they stay within each endpoint's budget.
+Each task rebuilds the shard job from plain data (the config dict, the run directory, a shard index) and
+writes its shard exactly as the other executors do, so resume, stage hashes and manifests behave the same.
+The run directory must be on a filesystem every Ray node can reach. Endpoint limits (max_concurrency, rpm,
+tpm) are divided among the concurrent workers, so together they stay within each endpoint's budget.
+
+STYLE: an executor only decides where `job.run_all` runs and shows progress; reading, processing, writing
+and done-ness of a shard are the shard job's (pipeline/shardjob.py).
 """
 
 import asyncio
-import copy
-import math
 import socket
 from pathlib import Path
 
@@ -16,25 +18,15 @@ from tqdm import tqdm
 
 from pipeline import config as configlib
 from pipeline.errors import UserError
+from pipeline.llm.endpoints import share_endpoint_limits
 
-SHARED_LIMITS = ("max_concurrency", "rpm", "tpm")
 PROBE_TIMEOUT_S = 5
 
 
-def share_endpoint_limits(data: dict, workers: int) -> dict:
-    """A copy of the config whose endpoint limits are each worker's share (at least 1)."""
-    data = copy.deepcopy(data)
-    for profile in data.get("endpoints", {}).values():
-        for key in SHARED_LIMITS:
-            if isinstance(profile.get(key), (int, float)) and profile[key] > 0:
-                profile[key] = max(1, math.floor(profile[key] / workers))
-    return data
-
-
 def _shard_task(name: str, data: dict, config_path: str, run_dir: str, k: int) -> int:
-    from pipeline import runner
+    from pipeline.shardjob import ShardJob
 
-    job = runner.ShardJob.build(name, configlib.Config(data, Path(config_path)), Path(run_dir))
+    job = ShardJob.build(name, configlib.Config(data, Path(config_path)), Path(run_dir))
     asyncio.run(job.run_all([k], lambda n: None))
     return k
 
@@ -66,13 +58,18 @@ def connect(address: str | None):
     return ray
 
 
-def run_shards(name: str, config: configlib.Config, run_dir: Path, todo: list[int], address: str | None) -> None:
-    ray = connect(address)
+def prepare(options: dict) -> None:
+    connect(options.get("address"))  # unreachable cluster: fail before any shard starts
+
+
+def run(job, todo: list[int], options: dict) -> dict:
+    ray = connect(options.get("address"))
     workers = max(1, min(len(todo), int(ray.cluster_resources().get("CPU", 1))))
-    data = share_endpoint_limits(config.data, workers)
+    data = share_endpoint_limits(job.config.data, workers)
     task = ray.remote(num_cpus=1, max_retries=2)(_shard_task)
-    pending = [task.remote(name, data, str(config.path), str(Path(run_dir).resolve()), k) for k in todo]
-    with tqdm(total=len(pending), desc=f"{name} (ray, {workers} workers)", unit="shard", dynamic_ncols=True) as bar:
+    run_dir = str(Path(job.run_dir).resolve())
+    pending = [task.remote(job.name, data, str(job.config.path), run_dir, k) for k in todo]
+    with tqdm(total=len(pending), desc=f"{job.name} (ray, {workers} workers)", unit="shard", dynamic_ncols=True) as bar:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             try:
@@ -83,3 +80,4 @@ def run_shards(name: str, config: configlib.Config, run_dir: Path, todo: list[in
                     raise UserError(str(cause)) from None
                 raise
             bar.update(1)
+    return {}

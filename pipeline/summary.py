@@ -1,0 +1,39 @@
+"""A stage summary as the lines a person reads after each stage (the runner prints them)."""
+
+
+def format_summary(s: dict) -> str:
+    parts = [f"{s['stage']}:"]
+    if "rows_in" in s:
+        parts.append(f"{s['rows_in']} rows in ->")
+    parts.append(f"{s.get('rows_out', 0)} out")
+    if "passed" in s and s["stage"] == "verify":
+        parts.append(f"({s['passed']} passed, {s.get('errors', 0)} with errors)")
+    elif s.get("errors"):
+        parts.append(f"({s['errors']} with errors)")
+    if s.get("checks_failed"):
+        parts.append("failed checks: " + ", ".join(f"{name} {n}" for name, n in sorted(s["checks_failed"].items(), key=lambda kv: -kv[1])))
+    if "train_rows" in s:
+        parts.append(f"(train {s.get('train_rows', 0)}, validation {s.get('validation_rows', 0)})")
+    if s.get("removed"):
+        parts.append("removed: " + ", ".join(f"{reason} {n}" for reason, n in s["removed"].items()) + ";")
+    tokens = s.get("prompt_tokens", 0) + s.get("completion_tokens", 0)
+    if tokens:
+        parts.append(f"{tokens} tokens, ${s.get('cost_usd', 0):.4f}")
+    if "requests" in s:
+        parts.append(f"{s['requests']} LLM requests ({s.get('cache_hits', 0)} cache hits, {s.get('retries', 0)} retries)")
+    if s.get("reused"):
+        parts.append(f"[reused {s['reused']} finished shard(s), wrote {s.get('written', 0)}]")
+    parts.append(f"{s['seconds']:.1f}s")
+    lines = [" ".join(parts)]
+    for name, counts in sorted(s.get("funnels", {}).items()):  # LLM task synthesis, simulated users, reflection
+        lines.append(f"  {name}: " + ", ".join(f"{key.replace('_', ' ')} {n}" for key, n in counts.items()))
+    if s["stage"] == "verify":
+        lines += [f"  {source}: {c['rows']} sampled -> {c['no_error']} ended without error -> {c['passed']} passed verification"
+                  for source, c in sorted(s.get("funnel", {}).items())]
+    if s.get("judges"):
+        j = s["judges"]
+        lenient = "n/a" if j["leniency"] is None else f"{j['leniency']:.0%}"
+        lines.append(f"  committee: passed {j['committee_pass_rate']:.0%} of {j['rows_judged']} rows; abstentions {j['abstentions']}; "
+                     f"agreement {j['pairwise_agreement'] or 'n/a'}; Fleiss' kappa {j['fleiss_kappa']}; "
+                     f"passed {lenient} of rows whose answer check failed")
+    return "\n".join(lines)
