@@ -17,20 +17,22 @@ Examples:
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
-from pipeline import config as configlib
-from pipeline import config_check, executors, report, runner, schema, shards
-from pipeline.config import STAGE_DIRS
 from pipeline.errors import UserError
-from pipeline.shardjob import ShardSpec, num_shards
+from pipeline.stages import STAGE_DIRS
 
+# Commands import what they use when they run, so `trajforge --help` and `trajforge list` start at once.
 STAGE_COMMANDS = ("synthesize", "sample", "verify", "curate")
 
 
-def load_config(target: str, overrides: list[str]) -> tuple[configlib.Config, Path | None]:
+def load_config(target: str, overrides: list[str]):
     """CONFIG may be a YAML file or a run directory (which holds the config it was made with)."""
+    from pipeline import config_check
+
     path = Path(target)
     if path.is_dir():
         if not (path / "config.yaml").exists():
@@ -39,30 +41,30 @@ def load_config(target: str, overrides: list[str]) -> tuple[configlib.Config, Pa
     return config_check.load(path, overrides), None
 
 
-def _run(args, stages: list[str]) -> int:
+def _run(args, stages: list[str] | None) -> int:
+    """Check everything that can refuse the command (config, shard spec, executor, endpoints and keys, the
+    publish target), then open the run directory (the first write) and run the stages."""
+    from pipeline import report, runner
+    from pipeline.shardjob import ShardSpec
+
     config, implied_dir = load_config(args.config, args.set)
+    stages = stages or (args.stages.split(",") if args.stages else config["run"]["stages"])
     if getattr(args, "batch", False):
         for profile in config["endpoints"].values():
             profile["batch"] = True
-    run_dir = runner.open_run(config, args.run_dir or implied_dir, args.reconfigure)
     spec = ShardSpec.parse(args.shard)
-    executor = {"name": args.executor, "address": args.address}
-    executors.prepare(executor)
+    if getattr(args, "dry_run", False) and not args.out:
+        raise UserError("--dry-run needs --out DIR (the folder publish would upload)")
+    executor = {"name": args.executor, "address": args.address, "publish_out": getattr(args, "out", None)}
+    runner.preflight(stages, config, executor)
+    run_dir = runner.open_run(config, args.run_dir or implied_dir, args.reconfigure)
     runner.run_stages(stages, config, run_dir, spec, executor=executor)
-    if "publish" in stages and spec.count == 1:
-        _publish_from_config(config, run_dir)
     print(f"run directory: {run_dir}; report: {report.write(run_dir)}")
     return 0
 
 
 def cmd_run(args) -> int:
-    config, _ = load_config(args.config, args.set)
-    stages = args.stages.split(",") if args.stages else config["run"]["stages"]
-    unknown = [s for s in stages if s not in configlib.STAGES]
-    if unknown:
-        raise UserError(f"--stages: unknown stage(s) {', '.join(unknown)} (stages: {', '.join(configlib.STAGES)})")
-    ordered = [s for s in configlib.STAGES if s in stages]
-    return _run(args, [s for s in ordered if s != "publish"] + (["publish"] if "publish" in ordered else []))
+    return _run(args, None)
 
 
 def cmd_stage(args) -> int:
@@ -76,12 +78,6 @@ def _publish(dataset_dir: Path, repo_id: str | None, private: bool, config, reru
 
     url, changed = publish.publish(dataset_dir, publish.check_repo_id(repo_id), private, config["publish"]["commit_message"], rerun)
     print(f"published: {url}" if changed else f"already up to date (nothing changed since the last publish): {url}")
-
-
-def _publish_from_config(config, run_dir: Path) -> None:
-    repo_id = config["publish"]["repo_id"]
-    _publish(run_dir / STAGE_DIRS["curate"], repo_id, config["publish"]["private"], config,
-             f"trajforge publish {run_dir} --repo-id {repo_id}")
 
 
 def cmd_publish(args) -> int:
@@ -108,6 +104,8 @@ def cmd_publish(args) -> int:
 def cmd_export(args) -> int:
     from pipeline.curate import views
 
+    if args.view not in views.VIEWS:
+        raise UserError(f"--view {args.view!r}: unknown view (views: {', '.join(views.VIEWS)})")
     run_dir = Path(args.run_dir)
     dataset_dir = run_dir / STAGE_DIRS["curate"]
     if not list((dataset_dir / "data").glob("*.parquet")):
@@ -135,6 +133,8 @@ def read_rows(path: Path) -> tuple[list[dict], str | None]:
                 except json.JSONDecodeError as exc:
                     raise UserError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
         return rows, None
+    from pipeline import shards
+
     table = shards.read_table(path, "trajectory") if _has_column(path, "messages") else shards.read_table(path, "task")
     kind = "trajectory" if "messages" in table.column_names else "task"
     from pipeline import rows as rowlib
@@ -153,6 +153,8 @@ def _has_column(path: Path, name: str) -> bool:
 
 
 def cmd_validate(args) -> int:
+    from pipeline import schema
+
     bad = 0
     for target in args.paths:
         path = Path(target)
@@ -168,7 +170,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from pipeline import show
+    from pipeline import shards, show
 
     run_dir = Path(args.run_dir)
     folder = run_dir / STAGE_DIRS.get(args.stage, args.stage)
@@ -193,7 +195,9 @@ def cmd_show(args) -> int:
 
 
 def cmd_slurm(args) -> int:
+    from pipeline import report, runner
     from pipeline.executors import slurm
+    from pipeline.shardjob import num_shards
 
     config, implied_dir = load_config(args.config, args.set)
     run_dir = runner.open_run(config, args.run_dir or implied_dir, args.reconfigure)
@@ -211,6 +215,8 @@ def cmd_slurm(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from pipeline import report
+
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").exists():
         raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
@@ -219,21 +225,28 @@ def cmd_report(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from pipeline.formats import FORMATS
-    from pipeline.synthesize.generators import GENERATORS
-    from pipeline.tools import TOOLS
-    from pipeline.verify.checks import CHECKS
-
     if args.what == "generators":
+        from pipeline.synthesize.generators import GENERATORS
+
         for g in GENERATORS.values():
             print(f"{g.name:<14} domain={g.domain:<12} tools={','.join(g.tools):<26} {g.description}")
     elif args.what == "tools":
+        from pipeline.tools import TOOLS
+
+        width = max(map(len, TOOLS))
         for t in TOOLS.values():
-            width = max(map(len, TOOLS))
             print(f"{t.name:<{width}}  {t.description}")
     elif args.what == "checks":
+        from pipeline.verify.checks import CHECKS
+
         print("\n".join(CHECKS))
+    elif args.what == "views":
+        from pipeline.curate.views import VIEWS
+
+        print("\n".join(VIEWS))
     else:
+        from pipeline.formats import FORMATS
+
         print("\n".join(FORMATS))
     return 0
 
@@ -268,13 +281,13 @@ def _stage_options(p: argparse.ArgumentParser, shard: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipeline.curate.views import VIEWS
-
     parser = argparse.ArgumentParser(prog="trajforge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("run", help="run the config's stages in order")
     _stage_options(p)
     p.add_argument("--stages", help="comma-separated stages to run (default: run.stages of the config)")
+    p.add_argument("--dry-run", action="store_true", help="with publish among the stages: write the folder that would be uploaded to --out, upload nothing")
+    p.add_argument("--out", help="with --dry-run: where publish writes that folder")
     p.set_defaults(func=cmd_run)
     for name in STAGE_COMMANDS:
         p = sub.add_parser(name, help=f"run the {name} stage alone")
@@ -291,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_publish)
     p = sub.add_parser("export", help="write an export view of a curated run (trl, sharegpt, react, dpo, dpo_step)")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--view", required=True, choices=list(VIEWS))
+    p.add_argument("--view", required=True, help="trl, sharegpt, react, dpo, dpo_step, ... (`trajforge list views`)")
     p.add_argument("--out", required=True, help="folder for {split}-k-of-n.parquet files")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("validate", help="check Parquet/JSONL files of tasks or trajectories against the schemas")
@@ -322,24 +335,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="gemma-3-270m", help="the name it serves the model under (an endpoint's `model`)")
     p.add_argument("--n-ctx", type=int, default=4096, help="context size in tokens")
     p.set_defaults(func=cmd_local_teacher)
-    p = sub.add_parser("list", help="list registered generators, tools, checks or formats")
-    p.add_argument("what", choices=["generators", "tools", "checks", "formats"])
+    p = sub.add_parser("list", help="list registered generators, tools, checks, formats or views")
+    p.add_argument("what", choices=["generators", "tools", "checks", "formats", "views"])
     p.set_defaults(func=cmd_list)
     return parser
+
+
+class _Terminated:
+    """SIGTERM (what Slurm and most schedulers send at a time limit) is handled as Ctrl-C is: the handler
+    raises SIGINT in this process, so the stages unwind the same way (finished shards kept, the local server
+    and sandboxes stopped), and `main` answers 143 instead of 130."""
+
+    received = False
+
+    @classmethod
+    def handle(cls, signum, frame) -> None:
+        cls.received = True
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)  # libraries: warnings only
     logging.getLogger("trajforge").setLevel(logging.INFO)
+    previous = signal.signal(signal.SIGTERM, _Terminated.handle)
     try:
         return args.func(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted: finished shards are kept; re-run the same command to resume", file=sys.stderr)
-        return 130
+        what = "terminated (SIGTERM)" if _Terminated.received else "interrupted"
+        print(f"{what}: finished shards are kept; re-run the same command to resume", file=sys.stderr)
+        return 143 if _Terminated.received else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ from pipeline import schema
 from pipeline.errors import UserError
 from pipeline.jsonutil import content_hash
 
-STAGES = ("synthesize", "sample", "verify", "curate", "publish")
-STAGE_DIRS = {"synthesize": "tasks", "sample": "trajectories", "verify": "verified", "curate": "dataset"}
-PREVIOUS = {"sample": "synthesize", "verify": "sample", "curate": "verify"}
+from pipeline.stages import PREVIOUS, STAGE_DIRS, STAGES  # noqa: F401  (re-exported: config.STAGES, ...)
 
 # Keys that change how a stage runs, never what it produces: left out of stage hashes and config comparisons.
 OPERATIONAL_KEYS = (
@@ -41,6 +39,7 @@ OPERATIONAL_KEYS = (
     "endpoints.*.batch_max_requests",
     "endpoints.*.batch_max_bytes",
     "endpoints.*.structured_output",  # follows from the server (llama.cpp or not); the verdict asked for is the same
+    "endpoints.*.local_server",  # the running local server's pid and log (set while a run serves it)
 )
 
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")

@@ -4,6 +4,7 @@ verify stages report in their summaries, and `add_stats` to sum such counts."""
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -30,6 +31,9 @@ def trajectory_stats(path: Path) -> dict:
     usage = table["usage"].combine_chunks()
     for key in ("prompt_tokens", "completion_tokens", "cost_usd"):
         stats[key] = pc.sum(usage.field(key)).as_py() or 0
+    waiting = int(pc.sum(pc.match_substring(pc.cast(table["meta"], pa.string()), '"transient":').cast("int64")).as_py() or 0)
+    if waiting:
+        stats["waiting_retry"] = waiting
     failed = Counter(c["name"] for checks in table["checks"].to_pylist() for c in checks or [] if not c["passed"])
     if failed:
         stats["checks_failed"] = failed

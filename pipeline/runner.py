@@ -17,7 +17,8 @@ from pipeline import config as configlib
 from pipeline import executors, report
 from pipeline.errors import UserError
 from pipeline.llm import endpoints, local
-from pipeline.shardjob import ShardSpec
+from pipeline.publish import stage as publish
+from pipeline.shardjob import ShardSpec, num_shards
 from pipeline.summary import format_summary
 
 
@@ -44,19 +45,30 @@ def open_run(config: configlib.Config, run_dir: Path | None, reconfigure: bool =
     return run_dir
 
 
-def run_stages(stages: list[str], config: configlib.Config, run_dir: Path, spec: ShardSpec, echo=print,
-               executor: dict | None = None) -> list[dict]:
-    """Run `stages` in order; `executor` is {"name": "local" | "ray", "address": ...} (default: local)."""
-    for name in stages:
-        if name not in configlib.STAGE_DIRS:
-            raise UserError(f"stage {name!r} cannot run from `trajforge run`; use `trajforge {name}`")
+def preflight(stages: list[str], config: configlib.Config, executor: dict) -> None:
+    """Everything that can refuse the command, before anything is written: the stages, the plan (seed files,
+    generators), the executor (a Ray cluster answers), every endpoint the stages use (key set, server answers,
+    model served) and where publish would go."""
+    unknown = [s for s in stages if s not in configlib.STAGES]
+    if unknown:
+        raise UserError(f"--stages: unknown stage(s) {', '.join(unknown)} (stages: {', '.join(configlib.STAGES)})")
+    num_shards(config)
+    if "publish" in stages:
+        publish.check_target(config, Path(executor["publish_out"]) if executor.get("publish_out") else None)
+    executors.prepare(executor)
     used = set().union(*(configlib.stage_endpoints(config.data, name) for name in stages))
     if used:  # a bad endpoint fails the run before its first stage, not halfway
         asyncio.run(endpoints.check(config["endpoints"], used))
+
+
+def run_stages(stages: list[str], config: configlib.Config, run_dir: Path, spec: ShardSpec, echo=print,
+               executor: dict | None = None) -> list[dict]:
+    """Run `stages` in pipeline order; `executor` is {"name": "local" | "ray", "address": ..., "publish_out":
+    ...} (default: local). `preflight` has checked them."""
     options = {"name": "local", "address": None, **(executor or {}), "workers": config["run"]["workers"]}
     summaries = []
     with local.Serving(run_dir) as serving:
-        for name in stages:
+        for name in [s for s in configlib.STAGES if s in stages]:
             summary = executors.run_stage(name, config, run_dir, spec, options, serving)
             if summary is None:
                 echo(f"{name}: skipped under --shard {spec.index}/{spec.count}; run `trajforge {name}` once all shards are done")

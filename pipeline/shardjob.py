@@ -3,7 +3,7 @@ done. Every executor (pipeline/executors/) runs shards through this module; none
 
 Row stages (synthesize, sample, verify) map input shard k to output shard k. `--shard I/N` selects the shards
 k with k % N == I, so a scheduler array can split any row stage. A shard is done when its file carries the
-stage hash (pipeline/shards.py).
+stage hash, holds no transient failure and was made from the input shard that is there now (pipeline/shards.py).
 """
 
 import asyncio
@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from pipeline import config as configlib
 from pipeline import shards
 from pipeline.errors import UserError
+from pipeline.llm import transient
 from pipeline.sample.stage import SampleStage
 from pipeline.synthesize.stage import SynthesizeStage
 from pipeline.verify.stage import VerifyStage
@@ -95,14 +96,20 @@ class ShardJob:
         """The selected shards that are not done; refuses when the stage before has not made their inputs."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         shards.clean_stale_temps(self.out_dir)
-        todo = [k for k in selected if not shards.is_done(self.out_path(k), self.stage.stage_hash)]
+        todo = [k for k in selected if not shards.is_done(self.out_path(k), self.stage.stage_hash, self.input_fingerprint(k))]
         if self.in_dir is not None:
             previous = configlib.PREVIOUS[self.name]
-            missing = [shards.shard_name(k) for k in todo if not shards.is_done(self.in_path(k), self.config.stage_hash(previous))]
+            missing = [shards.shard_name(k) for k in todo if not shards.is_finished(self.in_path(k), self.config.stage_hash(previous))]
             if missing:
                 raise UserError(f"{self.in_dir}: {self.name} needs {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} "
                                 f"from {previous} (missing or made by another config); run `trajforge {previous}` first")
         return todo
+
+    def input_fingerprint(self, k: int) -> str | None:
+        """The checksum of input shard k (None for synthesize, whose input is the plan, or a missing input)."""
+        if self.in_dir is None or not self.in_path(k).exists():
+            return None
+        return shards.fingerprint(self.in_path(k))
 
     def input_rows(self, k: int) -> list[dict]:
         if self.in_dir is None:
@@ -113,15 +120,17 @@ class ShardJob:
     async def run(self, k: int, progress) -> bool:
         """Process and write shard k; False when the stage answered None (its rows wait on a Batch API round)."""
         stage_hash = self.stage.stage_hash
-        out = await self.stage.process(await asyncio.to_thread(self.input_rows, k), progress)
+        fingerprint = await asyncio.to_thread(self.input_fingerprint, k)
+        with transient.watching() as failures:  # what failed for a transient reason: the next run redoes the shard
+            out = await self.stage.process(await asyncio.to_thread(self.input_rows, k), progress)
         if out is None:
             return False
         # reading, validating and writing a shard take a while: in a thread, so other shards' requests go on
-        await asyncio.to_thread(self.write, k, out, stage_hash)
+        await asyncio.to_thread(self.write, k, out, stage_hash, len(failures), fingerprint)
         return True
 
-    def write(self, k: int, rows: list[dict], stage_hash: str) -> None:
-        shards.write_shard(self.out_path(k), rows, self.stage.output_kind, stage_hash)
+    def write(self, k: int, rows: list[dict], stage_hash: str, pending: int = 0, fingerprint: str | None = None) -> None:
+        shards.write_shard(self.out_path(k), rows, self.stage.output_kind, stage_hash, pending=pending, input_fingerprint=fingerprint)
         shards.write_manifest(self.out_dir, self.name, stage_hash, self.num_shards)
 
     async def run_all(self, todo: list[int], progress) -> dict:

@@ -4,6 +4,12 @@ A shard is written to a temporary name and renamed into place when complete. Its
 Parquet footer, so a finished shard is recognised from the file alone; a marker file written after the
 rename carries its row count and checksum, from which `_manifest.json` is regenerated (under a lock, so
 several `--shard` processes can share one stage directory).
+
+The footer also says how many transient failures (pipeline/llm/transient.py) the shard holds and which
+input it was made from (the input shard's checksum). A shard is *finished* when it carries the stage hash:
+the next stage may read it. It is *done*, and skipped by a re-run of its own stage, when moreover it holds
+no transient failure and was made from the input that is there now: a shard whose rows wait for a retry is
+redone by the next run (finished work comes from the cache), and then every shard made from it is redone too.
 """
 
 import fcntl
@@ -23,6 +29,8 @@ from pipeline import schema
 from pipeline.errors import UserError
 
 HASH_KEY = "trajforge.stage_hash"
+PENDING_KEY = "trajforge.pending"  # transient failures the shard holds
+INPUT_KEY = "trajforge.input"  # sha256 of the input shard it was made from
 MANIFEST = "_manifest.json"
 
 
@@ -34,18 +42,44 @@ def _marker(path: Path) -> Path:
     return path.with_name(f".{path.name}.done.json")
 
 
-def stage_hash_of(path: Path) -> str | None:
-    """The stage hash stored in a shard's footer, or None when the file is absent or unreadable."""
+def footer(path: Path) -> dict | None:
+    """{stage_hash, pending, input} from a shard's footer, or None when the file is absent or unreadable."""
     try:
         meta = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowInvalid):
         return None
-    value = meta.get(HASH_KEY.encode())
-    return value.decode() if value else None
+    value = lambda key: meta[key.encode()].decode() if key.encode() in meta else None  # noqa: E731
+    return {"stage_hash": value(HASH_KEY), "pending": int(value(PENDING_KEY) or 0), "input": value(INPUT_KEY)}
 
 
-def is_done(path: Path, stage_hash: str) -> bool:
+def stage_hash_of(path: Path) -> str | None:
+    """The stage hash stored in a shard's footer, or None when the file is absent or unreadable."""
+    found = footer(path)
+    return found["stage_hash"] if found else None
+
+
+def is_finished(path: Path, stage_hash: str) -> bool:
+    """Written by this stage config (it may still hold rows waiting for a retry): the next stage may read it."""
     return stage_hash_of(path) == stage_hash
+
+
+def is_done(path: Path, stage_hash: str, input_fingerprint: str | None = None) -> bool:
+    """Finished, with no transient failure, and (when given) made from the input whose fingerprint is given."""
+    found = footer(path)
+    return (found is not None and found["stage_hash"] == stage_hash and found["pending"] == 0
+            and (input_fingerprint is None or found["input"] == input_fingerprint))
+
+
+def fingerprint(path: Path) -> str:
+    """The checksum of a finished shard: from its done-marker when that matches the file, else computed."""
+    marker = _marker(path)
+    try:
+        info = json.loads(marker.read_text())
+        if info.get("stage_hash") == stage_hash_of(path) and info.get("sha256"):
+            return info["sha256"]
+    except (OSError, ValueError):
+        pass
+    return sha256_file(path)
 
 
 def sha256_file(path: Path) -> str:
@@ -93,16 +127,21 @@ def write_table_atomic(path: Path, table: pa.Table, **parquet_options) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_shard(path: Path, rows: list[dict], kind: str, stage_hash: str, marker: bool = True) -> None:
-    """Validate every row against the `kind` schema, then write the shard atomically with its stage hash
-    (and, with `marker`, the done-marker the stage manifest is built from)."""
+def write_shard(path: Path, rows: list[dict], kind: str, stage_hash: str, marker: bool = True, pending: int = 0,
+                input_fingerprint: str | None = None) -> None:
+    """Validate every row against the `kind` schema, then write the shard atomically with its stage hash, the
+    number of transient failures it holds and its input's fingerprint (and, with `marker`, the done-marker the
+    stage manifest is built from)."""
     problems = invalid_rows(rows, kind)
     if problems:
         raise RuntimeError(f"refusing to write {path}: {len(problems)} schema violation(s), first: {problems[0]}")
-    table = rowlib.to_table(rows, kind, metadata={HASH_KEY: stage_hash})
-    write_table_atomic(path, table)
+    metadata = {HASH_KEY: stage_hash, PENDING_KEY: str(pending)}
+    if input_fingerprint:
+        metadata[INPUT_KEY] = input_fingerprint
+    write_table_atomic(path, rowlib.to_table(rows, kind, metadata=metadata))
     if marker:
-        _write_text_atomic(_marker(path), json.dumps({"rows": len(rows), "sha256": sha256_file(path), "stage_hash": stage_hash}))
+        _write_text_atomic(_marker(path), json.dumps({"rows": len(rows), "sha256": sha256_file(path), "stage_hash": stage_hash,
+                                                      "pending": pending}))
 
 
 def read_table(path: Path, kind: str) -> pa.Table:
@@ -174,22 +213,24 @@ def write_manifest(directory: Path, stage: str, stage_hash: str, num_shards: int
         shards = {}
         for k in range(num_shards):
             path = directory / shard_name(k)
-            found = stage_hash_of(path)
-            if found is None:
+            found = footer(path)
+            if found is None or found["stage_hash"] is None:
                 continue
             marker = _marker(path)
             info = json.loads(marker.read_text()) if marker.exists() else {}
-            if info.get("stage_hash") != found:
-                info = {"rows": pq.read_metadata(path).num_rows, "sha256": sha256_file(path), "stage_hash": found}
+            if info.get("stage_hash") != found["stage_hash"]:
+                info = {"rows": pq.read_metadata(path).num_rows, "sha256": sha256_file(path), "stage_hash": found["stage_hash"],
+                        "pending": found["pending"]}
                 _write_text_atomic(marker, json.dumps(info))
             shards[path.name] = info
-        done = [name for name, info in shards.items() if info["stage_hash"] == stage_hash]
+        done = [name for name, info in shards.items() if info["stage_hash"] == stage_hash and not info.get("pending")]
         manifest = {
             "stage": stage,
             "stage_hash": stage_hash,
             "num_shards": num_shards,
             "complete": len(done) == num_shards,
             "rows": sum(shards[name]["rows"] for name in done),
+            "pending": sum(info.get("pending", 0) for info in shards.values() if info["stage_hash"] == stage_hash),
             "shards": shards,
         }
         _write_text_atomic(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))

@@ -2,6 +2,8 @@
 
 
 def format_summary(s: dict) -> str:
+    if "published" in s:
+        return f"publish: {s['published']} {s['seconds']:.1f}s"
     parts = [f"{s['stage']}:"]
     if "rows_in" in s:
         parts.append(f"{s['rows_in']} rows in ->")
@@ -10,6 +12,8 @@ def format_summary(s: dict) -> str:
         parts.append(f"({s['passed']} passed, {s.get('errors', 0)} with errors)")
     elif s.get("errors"):
         parts.append(f"({s['errors']} with errors)")
+    if s.get("waiting_retry"):
+        parts.append(f"[{s['waiting_retry']} row(s) failed for a transient reason and wait for a retry: re-run the same command]")
     if s.get("checks_failed"):
         parts.append("failed checks: " + ", ".join(f"{name} {n}" for name, n in sorted(s["checks_failed"].items(), key=lambda kv: -kv[1])))
     if "train_rows" in s:

@@ -96,3 +96,17 @@ def test_serving_a_local_endpoint_keeps_every_stage_hash(write_config):
     config = configlib.load(write_config(data))
     served = configlib.Config({**config.data, "endpoints": {"local": served_profile(config["endpoints"]["local"], "http://127.0.0.1:9/v1")}}, config.path)
     assert [served.stage_hash(s) for s in configlib.STAGES] == [config.stage_hash(s) for s in configlib.STAGES]
+
+
+def test_the_watch_of_a_served_local_endpoint_keeps_every_stage_hash(write_config):
+    from pipeline.llm.local import served_profile
+
+    data = small_config()
+    data["endpoints"] = {"local": {"base_url": "local", "model": "gemma-3-270m", "mode": "completion"}}
+    data["sample"]["teachers"].append({"name": "gemma", "policy": "llm", "endpoint": "local", "formats": ["react"]})
+    config = configlib.load(write_config(data))
+    watch = {"pid": 1234, "log": "/tmp/local-teacher.log", "note": "/tmp/.local-teacher-1234.died"}
+    served = configlib.Config({**config.data, "endpoints": {"local": served_profile(config["endpoints"]["local"], "http://127.0.0.1:9/v1", watch)}},
+                              config.path)
+    assert served["endpoints"]["local"]["local_server"] == watch
+    assert [served.stage_hash(s) for s in configlib.STAGES] == [config.stage_hash(s) for s in configlib.STAGES]

@@ -46,7 +46,12 @@ def dataset(run_dir) -> list[tuple]:
 
 
 def cached_replies(run_dir) -> int:
+    """Replies in the run's cache; 0 when the kill came before the stage opened it (a loaded machine)."""
+    if not (run_dir / "cache.sqlite").exists():
+        return 0
     with sqlite3.connect(run_dir / "cache.sqlite") as db:
+        if not db.execute("SELECT name FROM sqlite_master WHERE name = 'replies'").fetchone():
+            return 0
         return db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
 
 

@@ -31,7 +31,7 @@ REPORT = "_report.json"
 
 def verified_paths(in_dir: Path, verify_hash: str, num_shards: int) -> list[Path]:
     paths = [in_dir / shards.shard_name(k) for k in range(num_shards)]
-    missing = [p.name for p in paths if not shards.is_done(p, verify_hash)]
+    missing = [p.name for p in paths if not shards.is_finished(p, verify_hash)]
     if missing:
         raise UserError(f"{in_dir}: curate needs every verified shard; not done: {', '.join(missing[:5])}"
                         f"{' ...' if len(missing) > 5 else ''} (run `trajforge verify` first)")
@@ -102,14 +102,20 @@ class CurateStage:
         """Read once per run: checked by `is_done`, then recorded in the manifest `run` writes."""
         return decontam.fingerprint(self.section["decontam"], Path.cwd())
 
-    def is_done(self, out_dir: Path) -> bool:
-        """Curated with this stage hash and the same decontamination references (their contents, not only
-        their names: an updated benchmark file re-runs curate)."""
+    def inputs(self, in_dir: Path) -> dict[str, str]:
+        """The checksum of each verified shard there is: a verified shard redone (rows retried) re-runs curate."""
+        paths = [in_dir / shards.shard_name(k) for k in range(self.num_shards)]
+        return {p.name: shards.fingerprint(p) for p in paths if p.exists()}
+
+    def is_done(self, out_dir: Path, in_dir: Path) -> bool:
+        """Curated with this stage hash, from the verified shards that are there now, and with the same
+        decontamination references (their contents, not only their names: an updated benchmark file re-runs
+        curate)."""
         manifest = out_dir / shards.MANIFEST
         if not manifest.exists():
             return False
         written = json.loads(manifest.read_text())
-        if written.get("stage_hash") != self.stage_hash:
+        if written.get("stage_hash") != self.stage_hash or written.get("inputs") != self.inputs(in_dir):
             return False
         if written.get("references") != self.references_fingerprint:
             log.info("curate: the decontamination references changed since the last curate; curating again")
@@ -164,7 +170,7 @@ class CurateStage:
         (tmp / REPORT).write_text(json.dumps(report, indent=2))
         manifest = {"stage": "curate", "stage_hash": self.stage_hash, "splits": counts, "files": files,
                     "views": view_counts, "removed": removed,
-                    "references": self.references_fingerprint}
+                    "references": self.references_fingerprint, "inputs": self.inputs(in_dir)}
         (tmp / shards.MANIFEST).write_text(json.dumps(manifest, indent=2))
         replace_dir(tmp, out_dir)
         return {"rows_in": len(reason), "rows_out": len(kept), "removed": removed,

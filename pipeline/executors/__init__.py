@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from pipeline import config as configlib
 from pipeline.curate.stage import CurateStage
+from pipeline.publish import stage as publish
 from pipeline.shardjob import ShardJob, ShardSpec, num_shards
 
 EXECUTORS = {
@@ -50,9 +51,12 @@ def prepare(options: dict) -> None:
 
 def run_stage(name: str, config: configlib.Config, run_dir: Path, spec: ShardSpec, options: dict, serving) -> dict | None:
     """Run the selected, unfinished shards of stage `name` and return its summary; None when the stage does
-    not run under `spec` (curate reads every shard at once: not under --shard)."""
+    not run under `spec` (curate and publish see every shard at once: not under --shard)."""
     began = time.perf_counter()
-    summary = _run_curate(config, run_dir, spec) if name == "curate" else _run_row_stage(name, config, run_dir, spec, options, serving)
+    if name in WHOLE_RUN:
+        summary = None if spec.count > 1 else WHOLE_RUN[name](config, run_dir, options)
+    else:
+        summary = _run_row_stage(name, config, run_dir, spec, options, serving)
     if summary is not None:
         summary["seconds"] = round(time.perf_counter() - began, 2)
     return summary
@@ -70,13 +74,19 @@ def _run_row_stage(name: str, config: configlib.Config, run_dir: Path, spec: Sha
     return job.summary(selected, todo, stats)
 
 
-def _run_curate(config: configlib.Config, run_dir: Path, spec: ShardSpec) -> dict | None:
-    if spec.count > 1:
-        return None
+def _run_curate(config: configlib.Config, run_dir: Path, options: dict) -> dict:
     stage = CurateStage(config, config.stage_hash("curate"), config.stage_hash("verify"), num_shards(config))
     in_dir, out_dir = run_dir / configlib.STAGE_DIRS["verify"], run_dir / configlib.STAGE_DIRS["curate"]
-    if stage.is_done(out_dir):
+    if stage.is_done(out_dir, in_dir):
         return stage.reused_summary(out_dir)
     stage.prepare(in_dir)
     with tqdm(desc="curate", unit="row", dynamic_ncols=True) as bar:
         return {"stage": "curate", "reused": 0, "written": 1, **stage.run(in_dir, out_dir, bar.update)}
+
+
+def _run_publish(config: configlib.Config, run_dir: Path, options: dict) -> dict:
+    out = options.get("publish_out")
+    return publish.run_stage(config, run_dir, Path(out) if out else None)
+
+
+WHOLE_RUN = {"curate": _run_curate, "publish": _run_publish}  # stages that see every shard at once

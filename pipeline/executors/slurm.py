@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import UserError
-
-ROW_STAGES = ("synthesize", "sample", "verify")
+from pipeline.stages import ROW_STAGES
 
 
 def sbatch_script(stage: str, run_dir: Path, array: int | None, sbatch_args: list[str]) -> str:

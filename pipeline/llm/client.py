@@ -25,6 +25,7 @@ import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from pipeline.errors import UserError
+from pipeline.llm import local, transient
 from pipeline.llm.cache import ResponseCache, request_key
 from pipeline.llm.limits import RateLimiter
 
@@ -117,8 +118,23 @@ def retry_after_seconds(headers) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+def refused(exc: BaseException) -> OSError | None:
+    """The socket error under an SDK exception when the connection itself failed (refused, reset, no route):
+    the SDK's aiohttp transport reports a refused connection as a connect *timeout*."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def classify(exc: Exception) -> Exception:
     """An exception from the SDK -> LLMError (retryable or not) or EndpointStopped."""
+    if isinstance(exc, openai.APIConnectionError) and refused(exc) is not None:
+        cause = refused(exc)
+        return LLMError("connection", f"{type(cause).__name__}: {cause.strerror or cause}", retryable=True)
     if isinstance(exc, openai.APITimeoutError):
         return LLMError("timeout", "no response in time", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
@@ -155,7 +171,8 @@ class LLMClient:
             http_client=http_client(profile["timeout_s"]))
         self.budget = profile["budget_usd"]
         self.spent = cache.spent(name)  # by this run directory, all processes (as of this process's last reply)
-        self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "failed": 0, "spent_usd": 0.0}
+        self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "failed": 0, "transient": 0, "spent_usd": 0.0}
+        self.watch = local.Watch.of(profile)  # the local server's process, for `base_url: local` endpoints
         self.batch = None  # a pipeline.llm.batch.BatchRounds when the endpoint uses the Batch API
 
     async def chat(self, messages: list[dict], *, tools: list[dict] | None = None, sample_key=None, **params) -> Reply:
@@ -181,8 +198,12 @@ class LLMClient:
         began = time.perf_counter()
         try:
             reply = await self._send_with_retries(mode, body)
-        except LLMError:
+        except LLMError as exc:
             self.stats["failed"] += 1
+            self.check_alive()  # a dead local server stops the stage, naming why, instead of failing rows
+            if exc.retryable:
+                self.stats["transient"] += 1
+                transient.note(exc.kind)
             raise
         reply.seconds = time.perf_counter() - began
         self.record(key, reply)
@@ -196,6 +217,13 @@ class LLMClient:
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.profile["price_input_per_mtok"] + completion_tokens * self.profile["price_output_per_mtok"]) / 1e6
+
+    def check_alive(self) -> None:
+        """Raise EndpointStopped, naming how and with the end of its log, when the endpoint's local server died."""
+        if self.watch is not None:
+            death = self.watch.death()
+            if death:
+                raise EndpointStopped(f"endpoints.{self.name}: {death}")
 
     def check_budget(self) -> None:
         if self.budget is not None and self.spent >= self.budget:
@@ -228,6 +256,7 @@ class LLMClient:
         async with self.semaphore:
             await self.limiter.acquire(estimated)
             self.check_budget()
+            self.check_alive()
             self.stats["requests"] += 1
             try:
                 data = await self.api.post(PATHS[mode], cast_to=object, body=body)

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -89,6 +90,7 @@ class LocalServer:
     def __init__(self, model: str, n_ctx: int = 4096, log_path: Path | None = None):
         self.model, self.n_ctx, self.log_path = model, n_ctx, log_path
         self.process: subprocess.Popen | None = None
+        self.stopping = False
         self.port = 0
         self.deadline = 0.0
 
@@ -143,6 +145,7 @@ class LocalServer:
         return f"the server {describe_exit(self.process.returncode)}"
 
     def stop(self) -> None:
+        self.stopping = True
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -153,10 +156,55 @@ class LocalServer:
         self.process = None
 
 
-def served_profile(profile: dict, base_url: str) -> dict:
-    """A `base_url: local` profile as a running server answers it: its URL, and llama.cpp's form of structured
-    output (only operational keys change, so stage hashes stay the same)."""
-    return {**profile, "base_url": base_url, "structured_output": profile.get("structured_output") or "json_object"}
+def served_profile(profile: dict, base_url: str, watch: dict | None = None) -> dict:
+    """A `base_url: local` profile as a running server answers it: its URL, llama.cpp's form of structured
+    output and how to tell that the server died (only operational keys change, so stage hashes stay the same)."""
+    served = {**profile, "base_url": base_url, "structured_output": profile.get("structured_output") or "json_object"}
+    return {**served, "local_server": watch} if watch else served
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+class Watch:
+    """A local server as every process of a run sees it (worker processes and Ray tasks too): the process
+    that started it writes a death note when it exits unasked (how: SIGSEGV, an exit code; the end of its
+    log); a server started by hand is checked by its pid."""
+
+    def __init__(self, pid: int, log: str, note: str | None = None):
+        self.pid, self.log, self.note = pid, Path(log), Path(note) if note else None
+
+    @classmethod
+    def of(cls, profile: dict) -> "Watch | None":
+        info = profile.get("local_server")
+        return cls(info["pid"], info["log"], info.get("note")) if info else None
+
+    def death(self) -> str | None:
+        """None while the server runs, else one line saying how it ended and the end of its log."""
+        if self.note is not None:
+            try:
+                return self.note.read_text()
+            except OSError:
+                return None
+        if _alive(self.pid):
+            return None
+        return f"the local teacher (llama.cpp, pid {self.pid}, started by `trajforge local-teacher start`) is gone; " \
+               f"end of {self.log}: {log_tail(self.log, 400)}"
+
+
+def _watch_for_death(server: "LocalServer", note: Path) -> None:
+    """In a thread of the process that started `server`: when it exits and nobody stopped it, write the note."""
+    code = server.process.wait()
+    if server.stopping:
+        return
+    tail = " | ".join(log_tail(server.log_path, 600).splitlines()[-6:])
+    note.write_text(f"the local teacher (llama.cpp) {describe_exit(code)}; end of {server.log_path}: {tail}")
 
 
 class Serving:
@@ -170,8 +218,9 @@ class Serving:
 
     def __init__(self, log_dir: Path):
         self.log_dir = Path(log_dir)
-        self.urls: dict[str, str] = {}  # model -> base URL of a server this run uses
+        self.servers: dict[str, tuple[str, dict]] = {}  # model -> (base URL, watch) of a server this run uses
         self.started: list[LocalServer] = []
+        self.notes: list[Path] = []
 
     def __enter__(self) -> "Serving":
         return self
@@ -179,7 +228,9 @@ class Serving:
     def __exit__(self, *exc) -> None:
         for server in self.started:
             server.stop()
-        self.started = []
+        for note in self.notes:
+            note.unlink(missing_ok=True)
+        self.started, self.notes = [], []
 
     def profiles(self, profiles: dict, names) -> dict:
         """`profiles` with each used `base_url: local` replaced by the URL of a running server."""
@@ -187,25 +238,32 @@ class Serving:
         for name in sorted(names):
             profile = profiles[name]
             if profile["base_url"] == "local":
-                resolved[name] = served_profile(profile, self.url(name, profile))
+                resolved[name] = served_profile(profile, *self.server(name, profile))
         return resolved
 
-    def url(self, name: str, profile: dict) -> str:
+    def server(self, name: str, profile: dict) -> tuple[str, dict]:
         model = profile["model"]
-        if model not in self.urls:
+        if model not in self.servers:
             state = running()
             if state and state["model"] == model:
-                self.urls[model] = state["base_url"]
+                self.servers[model] = state["base_url"], {"pid": state["pid"], "log": state["log"]}
             else:
-                server = LocalServer(model, profile["n_ctx"], log_path=self.log_dir / "local-teacher.log")
-                self.started.append(server)
-                server.spawn()
-                print(f"endpoint '{name}': starting the local teacher, llama.cpp with {model} "
-                      f"(pid {server.process.pid}, {server.base_url}) ...", flush=True)
-                while not server.ready():
-                    time.sleep(POLL_S)
-                self.urls[model] = server.base_url
-        return self.urls[model]
+                self.servers[model] = self.start(name, profile)
+        return self.servers[model]
+
+    def start(self, name: str, profile: dict) -> tuple[str, dict]:
+        server = LocalServer(profile["model"], profile["n_ctx"], log_path=self.log_dir / "local-teacher.log")
+        self.started.append(server)
+        server.spawn()
+        print(f"endpoint '{name}': starting the local teacher, llama.cpp with {profile['model']} "
+              f"(pid {server.process.pid}, {server.base_url}) ...", flush=True)
+        while not server.ready():
+            time.sleep(POLL_S)
+        note = self.log_dir / f".local-teacher-{server.process.pid}.died"
+        note.unlink(missing_ok=True)
+        self.notes.append(note)
+        threading.Thread(target=_watch_for_death, args=(server, note), daemon=True, name="local-teacher-watch").start()
+        return server.base_url, {"pid": server.process.pid, "log": str(server.log_path), "note": str(note)}
 
 
 def running() -> dict | None:

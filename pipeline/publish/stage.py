@@ -79,3 +79,28 @@ def publish(dataset_dir: Path, repo_id: str, private: bool, commit_message: str,
         raise UserError(f"upload to {repo_id} failed: {type(exc).__name__}: {detail}. The local dataset in {dataset_dir} "
                         f"is intact and the commit is all-or-nothing; re-run `{rerun}`") from None
     return commit.commit_url, commit.oid != before
+
+
+def check_target(config, out: Path | None) -> None:
+    """Before any work: publish as a stage of `trajforge run` needs --dry-run --out DIR, or publish.repo_id and
+    HF_TOKEN."""
+    if out is not None:
+        return
+    if not config["publish"]["repo_id"]:
+        raise UserError("publish is among the stages but the config has no publish.repo_id: set it (and HF_TOKEN), "
+                        "or pass --dry-run --out DIR to write the folder that would be uploaded")
+    check_repo_id(config["publish"]["repo_id"])
+    if not os.environ.get("HF_TOKEN"):
+        raise UserError("publish is among the stages but HF_TOKEN is not set: export a write token, or pass --dry-run --out DIR")
+
+
+def run_stage(config, run_dir: Path, out: Path | None) -> dict:
+    """publish as the last stage of `trajforge run`: a dry run into `out`, or one commit to publish.repo_id."""
+    dataset_dir = run_dir / "dataset"
+    if out is not None:
+        files = dry_run(dataset_dir, out)
+        return {"stage": "publish", "published": f"dry run: wrote {len(files)} file(s) to {out} (nothing uploaded)"}
+    section = config["publish"]
+    url, changed = publish(dataset_dir, section["repo_id"], section["private"], section["commit_message"],
+                           f"trajforge publish {run_dir} --repo-id {section['repo_id']}")
+    return {"stage": "publish", "published": f"published: {url}" if changed else f"already up to date: {url}"}

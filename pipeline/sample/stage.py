@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pipeline import __version__
 from pipeline.formats import FORMATS
 from pipeline.jsonutil import content_hash
+from pipeline.llm import transient
 from pipeline.llm.client import Deferred
 from pipeline.llm.endpoints import Endpoints, summed_stats
 from pipeline.rowstats import summed, trajectory_stats
@@ -167,10 +168,14 @@ class SampleStage:
         batching = self.batching
 
         async def one(job):
-            try:
-                rows = await self.sample_rows(*job)
-            except Deferred:
-                return None
+            with transient.watching() as failures:
+                try:
+                    rows = await self.sample_rows(*job)
+                except Deferred:
+                    return None
+            if failures:  # the next run of this stage retries the job (finished requests come from the cache)
+                for row in rows:
+                    row["meta"]["transient"] = transient.kinds(failures)
             if not batching:
                 progress(1)
             return rows

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import pyarrow.parquet as pq
 
+from pipeline.llm import transient
 from pipeline.llm.endpoints import Endpoints, summed_stats
 from pipeline.rowstats import summed, trajectory_stats
 from pipeline.sample.stage import SampleStage
@@ -89,7 +90,10 @@ class VerifyStage:
         return results
 
     def verdict(self, row: dict, results: list[dict], judgments: list[dict] | None) -> dict:
-        hard = {spec["name"]: spec["hard"] for spec, _ in self.checks} | {"committee": self.committee["hard"]}
+        if transient.is_transient(row):  # not the teacher's failure: never training or preference data
+            results = results + [result("transient", False, "waiting for a retry after a transient failure ("
+                                        + ", ".join(row["meta"]["transient"]) + "): re-run to retry it")]
+        hard = {spec["name"]: spec["hard"] for spec, _ in self.checks} | {"committee": self.committee["hard"], "transient": True}
         score = sum(r["passed"] for r in results) / len(results) if results else 1.0
         hard_failed = any(hard.get(r["name"], True) and not r["passed"] for r in results)
         return {**row, "checks": results, "judgments": judgments, "score": score,
@@ -144,7 +148,11 @@ class VerifyStage:
 
     async def process(self, rows: list[dict], progress) -> list[dict]:
         async def one(row):
-            verified = await self.assess(row)
+            with transient.watching() as failures:
+                verified = await self.assess(row)
+            if failures:  # a judge that timed out: the next run of verify asks again (answered votes are cached)
+                marked = {**verified, "meta": {**verified["meta"], "transient": transient.kinds(failures + verified["meta"].get("transient", []))}}
+                verified = self.verdict(marked, [c for c in verified["checks"] if c["name"] != "transient"], verified["judgments"])
             progress(1)
             return verified
 

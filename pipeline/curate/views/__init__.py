@@ -32,12 +32,14 @@ class Context:
 
 
 def failed_rows(verified: list[Path]) -> dict[str, list[dict]]:
-    """Failed trajectories of the run by task id, read from verified/ (curate's data holds passed rows only)."""
+    """Failed trajectories of the run by task id that are real model attempts (dpo.real_attempt), read from
+    verified/ (curate's data holds passed rows only)."""
     out: dict[str, list[dict]] = {}
     for path in verified:
         table = pq.read_table(path, filters=pc.field("passed") == False)  # noqa: E712
         for row in rowlib.from_table(table, "trajectory"):
-            out.setdefault(row["task_id"], []).append(row)
+            if dpo.real_attempt(row):
+                out.setdefault(row["task_id"], []).append(row)
     return out
 
 
