@@ -167,3 +167,43 @@ def test_worker_processes_can_open_a_new_cache_file_at_the_same_moment(tmp_path)
             process.join(60)
         assert [p.exitcode for p in processes] == [0, 0, 0, 0]
         assert ResponseCache(path).count() == 4
+
+
+def test_a_refused_connection_is_a_connection_error_not_a_timeout(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    async def run():
+        client = LLMClient("fake", {**profile(FakeOpenAI(), max_retries=1), "base_url": f"http://127.0.0.1:{port}/v1"},
+                           ResponseCache(tmp_path / "cache.sqlite"))
+        try:
+            return await asyncio.gather(client.chat(HELLO, sample_key=["t"]), return_exceptions=True), client.stats
+        finally:
+            await client.close()
+
+    (error,), stats = asyncio.run(run())
+    assert isinstance(error, LLMError) and error.kind == "connection" and "ConnectionRefusedError" in str(error)
+    assert stats["retries"] == 1 and stats["transient"] == 1
+
+
+def test_a_dead_local_server_stops_the_endpoint_with_how_it_died(server, tmp_path):
+    log = tmp_path / "local-teacher.log"
+    log.write_text("llama_model_loader: loaded\nggml_repack: AMX tile\n")
+    note = tmp_path / ".local-teacher-1.died"
+    watch = {"pid": os.getpid(), "log": str(log), "note": str(note)}
+
+    async def run():
+        client = LLMClient("local", {**profile(server), "local_server": watch}, ResponseCache(tmp_path / "cache.sqlite"))
+        try:
+            first = await client.chat(HELLO, sample_key=["a"])
+            note.write_text(f"the local teacher (llama.cpp) died with SIGSEGV; end of {log}: ggml_repack: AMX tile")
+            return first, await asyncio.gather(client.chat(HELLO, sample_key=["b"]), return_exceptions=True)
+        finally:
+            await client.close()
+
+    first, (error,) = asyncio.run(run())
+    assert first.text and isinstance(error, EndpointStopped) and error.exit_code == 3
+    assert str(error).startswith("endpoints.local: the local teacher (llama.cpp) died with SIGSEGV; end of ")

@@ -124,3 +124,54 @@ def test_judges_on_the_real_local_server_return_schema_valid_verdicts(tmp_path):
         if j["passed"] is None:
             assert j["rationale"].startswith("abstained:")
     assert all(any(c["name"] == "committee" for c in row["checks"]) for row in rows)
+
+
+def _start_run(tmp_path, tasks: int, stages: str) -> tuple[subprocess.Popen, int]:
+    """`trajforge run` in a subprocess on the local teacher; returns it and the server's pid once it started."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(local_config(tasks)))
+    args = [sys.executable, "-m", "pipeline", "run", str(path), "--run-dir", str(tmp_path / "run"), "--stages", stages]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        match = re.search(r"starting the local teacher.*\(pid (\d+),", line)
+        if match:
+            return proc, int(match.group(1))
+    raise AssertionError("the local teacher was never started: " + proc.stderr.read())
+
+
+def _first_shard(folder, proc, timeout=600) -> None:
+    """Wait until the stage has written a shard (any: shards run concurrently)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not list(folder.glob("part-*.parquet")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(folder.glob("part-*.parquet")) and proc.poll() is None, "no shard was written while the stage ran"
+
+
+def test_a_local_server_that_dies_mid_stage_stops_it_with_how_it_died(tmp_path):
+    proc, server_pid = _start_run(tmp_path, 6, "synthesize,sample")
+    _first_shard(tmp_path / "run" / "trajectories", proc)
+    os.kill(server_pid, signal.SIGSEGV)  # what the AMX build did on its first completion
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 3, out + err
+    log = tmp_path / "run" / "local-teacher.log"
+    assert f"error: endpoints.local: the local teacher (llama.cpp) died with SIGSEGV; end of {log}: " in err
+    assert "Traceback" not in err
+    trajectories = tmp_path / "run" / "trajectories"
+    stage_hash = json.loads((trajectories / "_manifest.json").read_text())["stage_hash"]
+    done = [k for k in range(6) if shards.is_done(trajectories / shards.shard_name(k), stage_hash)]
+    assert 1 <= len(done) < 6  # finished shards kept, the rest not marked done
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path):
+    proc, server_pid = _start_run(tmp_path, 6, "synthesize,sample")
+    _first_shard(tmp_path / "run" / "trajectories", proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out + err
+    assert "terminated (SIGTERM): finished shards are kept; re-run the same command to resume" in err
+    assert "Traceback" not in err
+    assert not os.path.exists(f"/proc/{server_pid}")
+    assert not [pid for pid in children(os.getpid()) if "llama_cpp" in open(f"/proc/{pid}/cmdline").read()]
+    assert list((tmp_path / "run" / "trajectories").glob("part-*.parquet"))

@@ -121,20 +121,20 @@ def retry_after_seconds(headers) -> float | None:
 def refused(exc: BaseException) -> OSError | None:
     """The socket error under an SDK exception when the connection itself failed (refused, reset, no route):
     the SDK's aiohttp transport reports a refused connection as a connect *timeout*."""
-    seen = set()
+    seen, found = set(), None
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
-            return exc
+            found = exc  # the innermost one says it best (ConnectionRefusedError under the transport's wrapper)
         exc = exc.__cause__ or exc.__context__
-    return None
+    return found
 
 
 def classify(exc: Exception) -> Exception:
     """An exception from the SDK -> LLMError (retryable or not) or EndpointStopped."""
     if isinstance(exc, openai.APIConnectionError) and refused(exc) is not None:
         cause = refused(exc)
-        return LLMError("connection", f"{type(cause).__name__}: {cause.strerror or cause}", retryable=True)
+        return LLMError("connection", f"{type(cause).__name__}: {cause}", retryable=True)
     if isinstance(exc, openai.APITimeoutError):
         return LLMError("timeout", "no response in time", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
