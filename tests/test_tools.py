@@ -83,7 +83,7 @@ def test_calculator_is_exact_and_refuses_anything_but_arithmetic(env):
 
 def test_sql_answers_queries_and_stays_read_only(env):
     assert ok(run_tool("sql", {"query": "SELECT SUM(x) FROM t"}, env)) == "6"
-    assert "readonly" in run_tool("sql", {"query": "DELETE FROM t"}, env).content
+    assert "read-only" in run_tool("sql", {"query": "DELETE FROM t"}, env).content
     assert ok(run_tool("sql", {"query": "SELECT COUNT(*) FROM t"}, env)) == "3"
     assert run_tool("sql", {"query": "SELEC"}, env).content.startswith("Error: SQL error")
 
