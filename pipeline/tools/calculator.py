@@ -1,4 +1,9 @@
-"""Safe arithmetic: an AST walker over exact fractions, no Python `eval`."""
+"""Safe arithmetic: an AST walker over exact fractions, no Python `eval`.
+
+Sandboxed code can call it (CodeAct), and it runs on the host, so its work is bounded by construction: every
+intermediate result, not only the final one, has at most MAX_BITS bits in its numerator and denominator, and
+a power is refused before it is computed when its result would exceed that.
+"""
 
 import ast
 import math
@@ -9,6 +14,8 @@ from pipeline.tools.base import Tool, ToolError
 
 MAX_EXPONENT = 64
 MAX_DIGITS = 60
+MAX_BITS = 4096  # about 1233 decimal digits: any 500-character literal fits, and each step stays microseconds
+MAX_ROUND_DIGITS = 100
 
 _BINARY = {
     ast.Add: operator.add,
@@ -21,7 +28,7 @@ _BINARY = {
 _FUNCTIONS = {
     "sqrt": lambda x: math.sqrt(x),
     "abs": abs,
-    "round": lambda x, n=0: round(x, int(n)),
+    "round": lambda x, n=0: round(x, _round_digits(n)),
     "min": min,
     "max": max,
     "floor": math.floor,
@@ -29,15 +36,39 @@ _FUNCTIONS = {
 }
 
 
+def _bits(value) -> int:
+    return max(value.numerator.bit_length(), value.denominator.bit_length()) if isinstance(value, Fraction) else 0
+
+
+def _bounded(value):
+    if _bits(value) > MAX_BITS:
+        raise ToolError(f"an intermediate result is too large (limit {MAX_BITS} bits)")
+    if isinstance(value, complex):
+        raise ToolError("the result is not a real number")
+    return value
+
+
+def _round_digits(n) -> int:
+    if abs(n) > MAX_ROUND_DIGITS:
+        raise ToolError(f"round: {n} digits is too large (limit {MAX_ROUND_DIGITS})")
+    return int(n)
+
+
 def _power(base, exponent):
     if abs(exponent) > MAX_EXPONENT:
         raise ToolError(f"exponent {exponent} is too large (limit {MAX_EXPONENT})")
     if isinstance(exponent, Fraction) and exponent.denominator == 1:
+        if abs(int(exponent)) * _bits(base) > MAX_BITS:
+            raise ToolError(f"the power is too large (limit {MAX_BITS} bits)")
         return base ** int(exponent)
     return float(base) ** float(exponent)
 
 
 def _eval(node):
+    return _bounded(_step(node))
+
+
+def _step(node):
     if isinstance(node, ast.Expression):
         return _eval(node.body)
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
@@ -85,7 +116,10 @@ def evaluate(expression: str) -> str:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
         raise ToolError(f"cannot parse expression {expression!r}") from None
-    value = _eval(tree)
+    try:
+        value = _eval(tree)
+    except OverflowError:
+        raise ToolError("result is too large") from None
     if isinstance(value, Fraction) and len(str(value.numerator)) > MAX_DIGITS:
         raise ToolError("result is too large")
     return format_number(value)
