@@ -1,6 +1,6 @@
 """The escape suite: each test tries one way out of the sandbox and asserts it is blocked or contained.
 
-Tests that need a protection this machine cannot give (see `isolation.detect()`) are skipped naming it; the
+Tests that need a protection this machine cannot give (see `detect()`) are skipped naming it; the
 sandbox logs and records that it is weaker. scripts/setup.sh installs bubblewrap so that nothing is skipped.
 """
 
@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.tools import isolation
-from pipeline.tools.sandbox import Limits, Sandbox
+from pipeline.tools.limits import Limits
+from pipeline.tools.sandbox import Sandbox, detect
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMITS = Limits(timeout_seconds=5, cpu_seconds=3, memory_mb=256, file_size_mb=4, max_processes=16, workdir_mb=16)
@@ -21,7 +22,7 @@ SECRET = "sk-trajforge-test-0123456789abcdef"
 
 
 def need(*protections: str) -> None:
-    missing = set(protections) & set(isolation.detect().missing)
+    missing = set(protections) & set(detect().missing)
     if missing:
         pytest.skip(f"this machine's sandbox lacks {', '.join(sorted(missing))}")
 
@@ -68,14 +69,14 @@ def test_reading_the_projects_config_with_a_key_is_blocked(box, tmp_path):
 def test_secret_environment_variables_are_not_reachable():
     """The key is in the launching process's environment from its start, as when a user exports it: neither
     the code's environment nor any /proc/*/environ the code can read may hold it."""
-    if {"unprivileged_uid", "pid_namespace"} <= set(isolation.detect().missing):
+    if {"unprivileged_uid", "pid_namespace"} <= set(detect().missing):
         pytest.skip("without a pid namespace or the nobody uid, /proc/<parent>/environ is readable")
     code = ("import os, glob\nfound = [k for k, v in os.environ.items() if 'sk-trajforge' in v]\nreadable = 0\n"
             "for path in ['/proc/self/environ', '/proc/1/environ', *glob.glob('/proc/[0-9]*/environ')]:\n"
             "    try:\n        data = open(path, 'rb').read()\n        readable += 1\n"
             "        found += [path] if b'sk-trajforge' in data else []\n    except OSError:\n        pass\n"
             "print('readable', readable > 0, 'found', found)")
-    launcher = ("import sys\nfrom pipeline.tools.sandbox import Limits, Sandbox\n"
+    launcher = ("import sys\nfrom pipeline.tools.limits import Limits\nfrom pipeline.tools.sandbox import Sandbox\n"
                 f"with Sandbox(Limits(**{LIMITS.__dict__!r})) as box:\n    print(box.run(sys.argv[1]).stdout, end='')")
     env = {**os.environ, "OPENAI_API_KEY": SECRET, "TRAJFORGE_TEST_TOKEN": SECRET}
     proc = subprocess.run([sys.executable, "-c", launcher, code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -244,12 +245,12 @@ def test_the_fallback_runs_code_and_calls_itself_weaker(caplog):
 
 def test_without_bwrap_the_detection_falls_back_and_logs_it(monkeypatch, caplog):
     monkeypatch.setenv("PATH", "/nonexistent")
-    isolation.detect.cache_clear()
+    detect.cache_clear()
     try:
         with caplog.at_level("WARNING", logger="trajforge.sandbox"):
-            how = isolation.detect()
+            how = detect()
     finally:
-        isolation.detect.cache_clear()
+        detect.cache_clear()
     assert how.mechanism == "rlimits" and "bwrap is not installed" in how.reasons[0]
     assert "SANDBOX IS WEAKER THAN DESIGNED (rlimits)" in caplog.text
 
@@ -257,13 +258,13 @@ def test_without_bwrap_the_detection_falls_back_and_logs_it(monkeypatch, caplog)
 def test_an_interpreter_under_tmp_stays_reachable_inside(tmp_path, monkeypatch):
     """A checkout or virtual environment under /tmp (a CI clone) is bound after the private /tmp is mounted, so
     the full sandbox still starts (before, the private /tmp hid it and the escape tests were skipped)."""
-    if isolation.detect().mechanism != "bwrap":
+    if detect().mechanism != "bwrap":
         pytest.skip("bwrap does not run here")
     venv = tmp_path / "venv"
     venv.mkdir()
     (venv / "marker.txt").write_text("here")
     paths = isolation._interpreter_paths()
     monkeypatch.setattr(isolation, "_interpreter_paths", lambda: [*paths, str(venv)])
-    with Sandbox(LIMITS, isolation.Isolation("bwrap")) as sandbox:
+    with Sandbox(LIMITS, isolation.Isolation("bwrap"), pooled=False) as sandbox:  # not one started before the patch
         result = sandbox.run(f"open({str(venv / 'marker.txt')!r}).read()")
     assert str(venv).startswith("/tmp/") and result.value == "'here'", result.error or result.failure

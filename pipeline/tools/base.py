@@ -1,7 +1,8 @@
 """The tool interface: a name, an OpenAI function JSON schema, and `run(arguments, env) -> Observation`.
 
-`run` never raises: invalid arguments, tool failures and crashes become error observations, so a bad action
-ends up as data on the trajectory instead of killing a shard.
+`run` never raises for what an action does: invalid arguments, tool failures and crashes become error
+observations, so a bad action ends up as data on the trajectory instead of killing a shard. A `UserError` (the
+config does not allow the action here: model-written code where isolation is missing) does stop the run.
 """
 
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Callable
 
 from jsonschema import Draft202012Validator
 
+from pipeline.errors import UserError
 from pipeline.schema import field_path
 
 DEFAULT_MAX_OBSERVATION_CHARS = 4000
@@ -30,13 +32,16 @@ class Env:
 
     Tools fetch what they need with `resource(key, build)`, so each tool owns how its resource is made
     (a SQLite database, a document index, a sandbox) and the episode closes them all at the end.
+    `sandbox_limits` is the `sample.sandbox` config section. `trusted_code` says the episode's code was written
+    by trajforge itself (python.code_is_ours); by default it is taken to be model-written.
     """
 
     def __init__(self, spec: dict | None = None, max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
-                 sandbox_limits: dict | None = None):
+                 sandbox_limits: dict | None = None, trusted_code: bool = False):
         self.spec = spec or {}
         self.max_observation_chars = max_observation_chars
         self.sandbox_limits = sandbox_limits or {}
+        self.trusted_code = trusted_code
         self._resources: dict = {}
 
     def resource(self, key: str, build: Callable[["Env"], object]):
@@ -94,6 +99,8 @@ class Tool:
             content = self.fn(arguments, env)
         except ToolError as exc:
             return Observation(f"Error: {exc}", error=True)
+        except UserError:
+            raise
         except Exception as exc:  # a crash inside a tool is data about the action, not a reason to stop the run
             return Observation(f"Error: {self.name} failed: {type(exc).__name__}: {exc}", error=True)
         if isinstance(content, Observation):

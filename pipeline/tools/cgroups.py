@@ -6,13 +6,18 @@ Works with cgroup v2 (one unified hierarchy) and v1 (separate `memory` and `pids
 group is made as a child of the cgroup this process is in, so it stays inside whatever limits the machine
 already puts on us. Where a controller cannot be used, `create` says which, and the sandbox reports itself
 weaker.
+
+A group is named after the process that made it (`trajforge-<pid>-<n>`), so one left behind by a process that
+was SIGKILLed (nothing of it could clean up) is recognised and removed when a later process makes its first.
 """
 
 import errno
 import itertools
 import logging
 import os
+import re
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +25,8 @@ from pathlib import Path
 ROOT = Path("/sys/fs/cgroup")
 log = logging.getLogger("trajforge.sandbox")
 _counter = itertools.count()
+_NAME = re.compile(r"trajforge-(\d+)-\d+")
+_swept = threading.Lock()  # held for good once this process has removed the stale groups
 
 
 def _own_paths() -> dict[str, str]:
@@ -66,14 +73,15 @@ class Cgroup:
                         return True
         return False
 
-    def kill(self, spare: int | None = None, timeout: float = 5.0) -> bool:
-        """SIGKILL every process in the group (but `spare`) and wait until they are gone; False on timeout."""
+    def kill(self, spare: frozenset[int] = frozenset(), timeout: float = 5.0) -> bool:
+        """SIGKILL every process in the group (but those in `spare`) and wait until they are gone (or are
+        zombies, which only their parent can collect); False on timeout."""
         kill_file = self.dirs[0] / "cgroup.kill"
-        if spare is None and self.version == 2 and kill_file.exists():
+        if not spare and self.version == 2 and kill_file.exists():
             kill_file.write_text("1")
         deadline = time.monotonic() + timeout
         while True:
-            remaining = self.pids() - {spare}
+            remaining = {pid for pid in self.pids() - spare if not _zombie(pid)}
             if not remaining:
                 return True
             if time.monotonic() > deadline:
@@ -95,8 +103,50 @@ class Cgroup:
                     log.warning("could not remove cgroup %s: %s", d, exc.strerror)
 
 
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True  # gone already
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def remove_stale(parents: list[Path], version: int) -> list[Path]:
+    """Remove the groups under `parents` whose maker is gone, killing what still runs in them; the removed."""
+    removed = []
+    for parent in parents:
+        try:
+            entries = [e for e in os.scandir(parent) if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            continue
+        for entry in entries:
+            match = _NAME.fullmatch(entry.name)
+            if match and int(match.group(1)) != os.getpid() and not alive(int(match.group(1))):
+                group = Cgroup([Path(entry.path)], version)
+                group.kill()
+                group.remove()
+                if not os.path.exists(entry.path):
+                    removed.append(Path(entry.path))
+    if removed:
+        log.info("removed %d cgroup(s) left behind by killed processes", len(removed))
+    return removed
+
+
+def _v2_parent_path() -> Path:
+    return ROOT / _own_paths().get("", "/").lstrip("/")
+
+
 def _v2_parent() -> tuple[Path | None, str]:
-    parent = ROOT / _own_paths().get("", "/").lstrip("/")
+    parent = _v2_parent_path()
     control = parent / "cgroup.subtree_control"
     try:
         enabled = set(control.read_text().split())
@@ -126,7 +176,10 @@ def create(memory_bytes: int, max_processes: int) -> tuple[Cgroup | None, dict[s
     """A new group with the limits set (or None), and for each of "memory" and "pids" it cannot limit, why."""
     name = f"trajforge-{os.getpid()}-{next(_counter)}"
     try:
-        if (ROOT / "cgroup.controllers").exists():
+        v2 = (ROOT / "cgroup.controllers").exists()
+        if _swept.acquire(blocking=False):
+            remove_stale(_parents(v2), 2 if v2 else 1)
+        if v2:
             parent, problem = _v2_parent()
             if parent is None:
                 return None, {"memory": problem, "pids": problem}
@@ -136,6 +189,14 @@ def create(memory_bytes: int, max_processes: int) -> tuple[Cgroup | None, dict[s
     except OSError as exc:
         problem = f"{exc.strerror or exc} ({exc.filename or ROOT})"
         return None, {"memory": problem, "pids": problem}
+
+
+def _parents(v2: bool) -> list[Path]:
+    """Where this process makes its groups."""
+    if v2:
+        return [_v2_parent_path()]
+    own = _own_paths()
+    return [ROOT / c / own[c].lstrip("/") for c in ("memory", "pids") if c in own]
 
 
 def _create_v1(name: str, memory_bytes: int, max_processes: int) -> tuple[Cgroup | None, dict[str, str]]:

@@ -1,4 +1,4 @@
-"""How this machine can isolate a sandbox, decided once per process, and the command that starts one.
+"""How a sandbox can be isolated on this machine, the command that starts one, and what may run in it.
 
 Preferred: bubblewrap (`bwrap`) started with an empty environment, making new pid, network, ipc and uts
 namespaces, a root file system holding only read-only binds of /usr and the Python installation, a new /proc,
@@ -6,20 +6,20 @@ a minimal /dev, a small private /tmp and a private workdir (both tmpfs), and a s
 `setpriv` drops to uid/gid 65534 with no capabilities and no_new_privs, and `setarch -R` turns address
 randomisation off so object addresses in reprs replay identically. Where bwrap is missing or cannot run, the
 fallback runs the interpreter with rlimits, a private workdir and (as root) the nobody uid, and says loudly,
-in the log and in each row's metadata, what it does not block.
+in the log and in each row's metadata, what it does not block. Model-written code does not run in the
+fallback unless the config allows it (`Isolation.refusal`). Which of the two this machine gets is decided by
+starting a real sandbox: `sandbox.detect()`.
 """
 
-import functools
 import logging
 import os
-import platform
 import shutil
 import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.tools import seccomp
+from pipeline.tools import cgroups, seccomp
 
 log = logging.getLogger("trajforge.sandbox")
 
@@ -56,6 +56,22 @@ class Isolation:
     def report(self) -> dict:
         """For row metadata."""
         return {"mechanism": self.mechanism, "isolation": "weaker" if self.weaker else "full", "missing": list(self.missing)}
+
+    def refusal(self, trusted: bool, allow_weak: bool) -> str | None:
+        """Why code may not run in this sandbox, or None. Code trajforge wrote itself (`trusted`: the program
+        teacher's solution programs) always may; model-written code needs bubblewrap, or `allow_weak`, and
+        never runs as root without it."""
+        if trusted or self.mechanism == "bwrap":
+            return None
+        why = "; ".join(self.reasons[:1])
+        if not allow_weak:
+            return (f"model-written code is not run without bubblewrap ({why}): install it (scripts/setup.sh, or "
+                    "apt-get install bubblewrap), or accept the weaker sandbox with sample.sandbox.allow_weak: true "
+                    "(or --allow-weak-sandbox); see docs/tools.md")
+        if _is_root() and "unprivileged_uid" in self.missing:
+            return (f"model-written code is never run as root without bubblewrap, not even with sample.sandbox.allow_weak "
+                    f"({'; '.join(self.reasons)}): install bubblewrap, or run trajforge as a normal user")
+        return None
 
 
 def _is_root() -> bool:
@@ -130,23 +146,8 @@ def bwrap_command(seccomp_fd: int | None, tmp_bytes: int, work_bytes: int) -> li
     return args + ["--"]
 
 
-def _probe_bwrap() -> str | None:
-    """None when a bwrap sandbox starts and runs code here, else why not."""
-    from pipeline.tools.sandbox import Limits, Sandbox  # the probe is a real sandbox
-
-    if not shutil.which("bwrap"):
-        return "bwrap is not installed (Debian: apt-get install bubblewrap)"
-    with Sandbox(Limits(timeout_seconds=20), Isolation("bwrap")) as box:
-        result = box.run("6 * 7")
-    if result.value != "42":
-        return f"bwrap sandbox does not run here: {result.failure or result.error}"
-    return None
-
-
 def cgroup_missing() -> tuple[list[str], list[str]]:
     """Which cgroup limits sandboxes cannot have here (names for row metadata), and why."""
-    from pipeline.tools import cgroups
-
     group, problems = cgroups.create(64 << 20, 8)
     if group is not None:
         group.remove()
@@ -168,20 +169,6 @@ def fallback_isolation(reason: str) -> Isolation:
 def _nobody_can_run_python() -> bool:
     """Whether every directory above the interpreter is searchable by others (a pyenv under /root is not)."""
     return all(os.stat(p).st_mode & 0o001 for path in _interpreter_paths() for p in [path, *Path(path).parents])
-
-
-@functools.lru_cache(maxsize=1)
-def detect() -> Isolation:
-    problem = _probe_bwrap()
-    if problem is None:
-        gaps, reasons = cgroup_missing()
-        if not seccomp.supported():
-            gaps, reasons = ["seccomp", *gaps], [f"no seccomp filter for {platform.machine()}", *reasons]
-        isolation = Isolation("bwrap", tuple(gaps), tuple(reasons))
-    else:
-        isolation = fallback_isolation(problem)
-    announce(isolation)
-    return isolation
 
 
 def announce(isolation: Isolation) -> None:

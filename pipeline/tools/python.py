@@ -6,20 +6,38 @@ then the value of a final expression (as in a REPL) or the traceback. A tracebac
 crash makes an error observation; the trajectory and the run go on.
 """
 
-from pipeline.tools import isolation
+from pipeline.errors import UserError
+from pipeline.tools import limits, sandbox
 from pipeline.tools.base import Env, Observation, Tool, truncate
-from pipeline.tools.sandbox import CellResult, Limits, Sandbox
+from pipeline.tools.sandbox import CellResult, Sandbox
 
 MAX_CODE_CHARS = 20000
 
 
+class SandboxRefused(UserError):
+    """Model-written code was about to run where isolation is weaker than the config accepts."""
+
+
 def interpreter(env: Env) -> Sandbox:
-    return Sandbox(Limits(**env.sandbox_limits))
+    """The episode's sandbox; refused (before anything starts) where this code may not run here."""
+    sandbox_limits, allow_weak = limits.from_config(env.sandbox_limits)
+    how = sandbox.detect()
+    problem = how.refusal(env.trusted_code, allow_weak)
+    if problem is not None:
+        raise SandboxRefused(problem)
+    return Sandbox(sandbox_limits, how)
+
+
+def code_is_ours(source: str, task_source: str) -> bool:
+    """Whether an episode's code was written by trajforge, not by a model: the program teacher (row source
+    'program') running the solution program of a task a generator made ('program:<generator>'). A blueprint
+    an LLM proposed ('llm:<model>') has a model-written solution program."""
+    return source == "program" and task_source.startswith("program:")
 
 
 def sandbox_report() -> dict:
     """How code is isolated on this machine, for row metadata."""
-    return isolation.detect().report()
+    return sandbox.detect().report()
 
 
 def _stream(text: str, total_bytes: int, limit: int) -> str:
@@ -58,9 +76,9 @@ def run_code(code: str, env: Env, tools: dict[str, Tool] | None = None) -> Obser
         observation = tools[name].run(arguments, env)
         return observation.content.removeprefix("Error: "), observation.error
 
-    sandbox = env.resource("python", interpreter)
+    box = env.resource("python", interpreter)
     offered = [{"name": name, "description": tool.description} for name, tool in sorted(tools.items())]
-    observation = render(sandbox.run(code, offered, call_tool), env.max_observation_chars)
+    observation = render(box.run(code, offered, call_tool), env.max_observation_chars)
     return Observation(truncate(observation.content, env.max_observation_chars), observation.error)
 
 

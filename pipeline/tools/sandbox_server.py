@@ -2,23 +2,29 @@
 since nothing of trajforge is visible in there, and only built-in modules at start-up (json, ast, tempfile,
 traceback would double the start-up time; they are loaded when needed, or replaced by their C cores).
 
-Protocol. Parent to interpreter: frames of a 4-byte length and a `marshal`led value (the parent is trusted;
-nothing the interpreter sends is unmarshalled). The first frame is the configuration; then each request is
-{"code", "tools", "cpu_seconds"}, answered by one JSON line {"done": true, "stdout", "stdout_bytes", "stderr",
-"stderr_bytes", "value", "error"}. While a cell runs, a call to one of the task's tools (Python functions in the
-cell's namespace) sends the JSON line {"call", "arguments"} and waits for a frame {"content", "error"}. The
-channel uses private duplicates of stdin/stdout: the code's own stdin is /dev/null, and its stdout and stderr
-(and those of any process it starts) go to unnamed files, read back up to `output_bytes`.
+Protocol (pipeline/tools/frames.py is the host's half). Host to interpreter: frames of a 4-byte length and a
+`marshal`led value (the host is trusted; nothing the interpreter sends is unmarshalled). The first frame is
+the configuration, answered by {"ready": true, "fd": <the descriptor requests are read from>}; then each
+request is {"cell", "code", "tools", "cpu_seconds"}, answered by one JSON line {"done": <cell>, "stdout",
+"stdout_bytes", "stderr", "stderr_bytes", "value", "error", "threads"}. While a cell runs, a call to one of the
+task's tools (Python functions in the cell's namespace) sends the JSON line {"call", "arguments"} and waits for
+a frame {"content", "error"}. The channel is a socket on stdin/stdout, used through a private duplicate: the
+code's own stdin is /dev/null, and its stdout and stderr (and those of any process it starts) go to unnamed
+files, read back up to `output_bytes`.
+
+None of this is out of the code's reach: it runs in this process and can write to the channel or change this
+module. So the host trusts nothing it reads: it checks every frame, which process sent it and that the
+interpreter is idle after a reply, and it reaps stray processes itself (docs/tools.md, the threat model).
 """
 
 import _ast
-import _signal
 import _thread
 import builtins
 import marshal
 import os
 import resource
 import sys
+import time
 from _json import encode_basestring_ascii as quote
 
 SERVER_PID = os.getpid()
@@ -48,19 +54,30 @@ def to_json(value) -> str:
 
 class Channel:
     def __init__(self):
-        self.reader = os.fdopen(os.dup(0), "rb")
-        self.writer = os.fdopen(os.dup(1), "wb")
+        self.fd = os.dup(0)  # the socket; 0 and 1 are then pointed elsewhere
         self.lock = _thread.allocate_lock()
 
     def send(self, json_text: str) -> None:
-        self.writer.write(json_text.encode() + b"\n")
-        self.writer.flush()
+        data = memoryview(json_text.encode() + b"\n")
+        while data:
+            data = data[os.write(self.fd, data):]
+
+    def _read(self, size: int) -> bytes:
+        """Exactly `size` bytes, read unbuffered: the host sees the interpreter idle in this read."""
+        chunks = []
+        while size:
+            chunk = os.read(self.fd, size)
+            if not chunk:
+                return b""
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
 
     def receive(self):
-        header = self.reader.read(4)
+        header = self._read(4)
         if len(header) < 4:
             return None
-        return marshal.loads(self.reader.read(int.from_bytes(header, "big")))
+        return marshal.loads(self._read(int.from_bytes(header, "big")))
 
 
 class ToolCallError(Exception):
@@ -80,7 +97,7 @@ def make_tool(channel: Channel, name: str, description: str):
         with channel.lock:
             channel.send(request)
             reply = channel.receive()
-        if reply is None:
+        if not isinstance(reply, dict):
             os._exit(1)
         if reply["error"]:
             raise ToolCallError(reply["content"])
@@ -136,6 +153,7 @@ class Interpreter:
         self.channel = channel
         self.capture = Capture(config["output_bytes"])
         self.seeded: set[str] = set()
+        self.cell = 0
         self.namespace = {"__name__": "__main__", "__builtins__": builtins, "ToolCallError": ToolCallError}
 
     def seeding_import(self, name, *args, **kwargs):
@@ -173,8 +191,8 @@ class Interpreter:
             error = format_error(exc, code)
         if os.getpid() != SERVER_PID:  # a process the code forked has run off the end of the cell
             os._exit(0)
-        kill_strays(self.config["parent_pid_namespace"])
-        return ('{"done":true,' + self.capture.finish() + ',"value":' + to_json(value) + ',"error":' + to_json(error) + "}")
+        return ('{"done":' + str(self.cell) + "," + self.capture.finish() + ',"value":' + to_json(value)
+                + ',"error":' + to_json(error) + ',"threads":' + str(threads_left()) + "}")
 
 
 def format_error(exc: BaseException, code: str) -> str:
@@ -197,18 +215,23 @@ def limit_cpu(seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
 
 
-def kill_strays(parent_pid_namespace: int) -> None:
-    """In the sandbox's own pid namespace, as an unprivileged user, every other process the kill reaches was
-    started by the code: none outlives a cell. Anywhere else kill(-1) would reach far more, so it is not sent."""
-    try:
-        if os.stat("/proc/self/ns/pid").st_ino == parent_pid_namespace or os.geteuid() == 0:
-            return
-        os.kill(-1, _signal.SIGKILL)
-    except (OSError, ProcessLookupError):  # nothing left to kill, or no /proc to tell
-        return
+def threads_left() -> int:
+    """Threads the code started that are still running, after a short grace for ones that are ending: they
+    could write into a later cell's output, so the host resets the interpreter when there are any."""
+    for _ in range(50):
+        if not _thread._count():
+            return 0
+        time.sleep(0.001)
+    return _thread._count()
+
+
+def reap_children() -> None:
+    """Collect the code's child processes that the host killed after the last cell (zombies count against
+    the process limit until their parent waits for them)."""
     while True:
         try:
-            os.waitpid(-1, 0)
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
         except ChildProcessError:
             return
 
@@ -225,11 +248,13 @@ def main() -> None:
     interpreter = Interpreter(config, channel)
     builtins.__import__ = interpreter.seeding_import
     sys.path.extend(config["site_packages"])
-    channel.send('{"ready":true}')
+    channel.send('{"ready":true,"fd":' + str(channel.fd) + "}")
     while True:
         request = channel.receive()
         if request is None:
             return
+        reap_children()
+        interpreter.cell = request["cell"]
         for tool in request["tools"]:
             interpreter.namespace[tool["name"]] = make_tool(channel, tool["name"], tool["description"])
         limit_cpu(request["cpu_seconds"])

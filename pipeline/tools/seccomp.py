@@ -27,6 +27,9 @@ _NUMBERS = {
         106, 142, 224, 225, 116, 89, 60, 18, 425, 426, 427, 265, 264, 428, 429, 430, 431, 432, 442))), False),
 }
 
+# read(2), which the host looks for in /proc/<pid>/syscall to tell that an interpreter is idle.
+_READ = {"x86_64": 0, "aarch64": 63}
+
 _LD_ABS_W, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
 _KILL_PROCESS, _ALLOW, _ERRNO = 0x80000000, 0x7FFF0000, 0x00050000
 _ARCH_OFFSET, _NR_OFFSET, _ARG0_OFFSET = 4, 0, 16
@@ -42,6 +45,10 @@ def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
 
 def supported() -> bool:
     return platform.machine() in _NUMBERS
+
+
+def read_number() -> int | None:
+    return _READ.get(platform.machine())
 
 
 def program() -> bytes:
