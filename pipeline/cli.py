@@ -41,13 +41,18 @@ def load_config(target: str, overrides: list[str]):
     return config_check.load(path, overrides), None
 
 
+def _overrides(args) -> list[str]:
+    """--set, and --allow-weak-sandbox as the config key it stands for."""
+    return args.set + (["sample.sandbox.allow_weak=true"] if args.allow_weak_sandbox else [])
+
+
 def _run(args, stages: list[str] | None) -> int:
     """Check everything that can refuse the command (config, shard spec, executor, endpoints and keys, the
     publish target), then open the run directory (the first write) and run the stages."""
     from pipeline import report, runner
     from pipeline.shardjob import ShardSpec
 
-    config, implied_dir = load_config(args.config, args.set)
+    config, implied_dir = load_config(args.config, _overrides(args))
     stages = stages or (args.stages.split(",") if args.stages else config["run"]["stages"])
     if getattr(args, "batch", False):
         for profile in config["endpoints"].values():
@@ -199,7 +204,7 @@ def cmd_slurm(args) -> int:
     from pipeline.executors import slurm
     from pipeline.shardjob import num_shards
 
-    config, implied_dir = load_config(args.config, args.set)
+    config, implied_dir = load_config(args.config, _overrides(args))
     run_dir = runner.open_run(config, args.run_dir or implied_dir, args.reconfigure)
     stages = args.stages.split(",") if args.stages else [s for s in config["run"]["stages"] if s != "publish"]
     folder = slurm.write_scripts(run_dir, stages, args.array, num_shards(config), args.sbatch_arg, args.wait)
@@ -278,6 +283,8 @@ def _stage_options(p: argparse.ArgumentParser, shard: bool = True) -> None:
         p.add_argument("--batch", action="store_true", help="send LLM requests through the Batch API (one round per agent step)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. sample.teachers[0].temperature=0.7")
     p.add_argument("--reconfigure", action="store_true", help="accept a changed config for an existing run dir and redo the stages it changes")
+    p.add_argument("--allow-weak-sandbox", action="store_true",
+                   help="run model-written code even without bubblewrap, in the weaker sandbox (sample.sandbox.allow_weak)")
 
 
 def build_parser() -> argparse.ArgumentParser:

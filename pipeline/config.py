@@ -40,6 +40,7 @@ OPERATIONAL_KEYS = (
     "endpoints.*.batch_max_bytes",
     "endpoints.*.structured_output",  # follows from the server (llama.cpp or not); the verdict asked for is the same
     "endpoints.*.local_server",  # the running local server's pid and log (set while a run serves it)
+    "sample.sandbox.allow_weak",  # whether model-written code may run at all here, not what it produces
 )
 
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")

@@ -23,7 +23,7 @@ from pipeline.sample.policies import ProgramPolicy
 from pipeline.sample.reflect import OFF, Reflector
 from pipeline.sample.user_sim import ENDINGS, UserSimulator
 from pipeline.tools import Env, final_state
-from pipeline.tools.python import sandbox_report
+from pipeline.tools.python import code_is_ours, sandbox_report
 
 # Formats whose system prompt already describes the tools: their rows carry tools=null, so a chat template
 # does not render the tools a second time.
@@ -110,7 +110,8 @@ class SampleStage:
     async def episode(self, task: dict, teacher: dict, fmt_name: str, policy, user=None) -> tuple[Episode, dict]:
         """One episode in a fresh environment, and the environment's final state."""
         sample = self.config["sample"]
-        with Env(task["environment"], sample["max_observation_chars"], sample["sandbox"]) as env:
+        ours = code_is_ours("program" if teacher["policy"] == "program" else "llm", task["source"])
+        with Env(task["environment"], sample["max_observation_chars"], sample["sandbox"], trusted_code=ours) as env:
             episode = await run_episode(task, policy, FORMATS[fmt_name], env, teacher["max_steps"], user)
             return episode, final_state(env)
 

@@ -65,9 +65,8 @@ class Isolation:
             return None
         why = "; ".join(self.reasons[:1])
         if not allow_weak:
-            return (f"model-written code is not run without bubblewrap ({why}): install it (scripts/setup.sh, or "
-                    "apt-get install bubblewrap), or accept the weaker sandbox with sample.sandbox.allow_weak: true "
-                    "(or --allow-weak-sandbox); see docs/tools.md")
+            return (f"model-written code is not run without bubblewrap ({why}). Install it (scripts/setup.sh does), or "
+                    "accept the weaker sandbox with sample.sandbox.allow_weak: true or --allow-weak-sandbox (docs/tools.md)")
         if _is_root() and "unprivileged_uid" in self.missing:
             return (f"model-written code is never run as root without bubblewrap, not even with sample.sandbox.allow_weak "
                     f"({'; '.join(self.reasons)}): install bubblewrap, or run trajforge as a normal user")

@@ -71,8 +71,6 @@ class Process:
             mb = 1 << 20
             outer = isolation.bwrap_command(seccomp_fd, self.limits.workdir_mb * mb, self.limits.workdir_mb * mb)
             return outer + inner, {}, None
-        if _swept.acquire(blocking=False):
-            remove_stale_workdirs()
         self.workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
         if drop:
             os.chown(self.workdir, isolation.NOBODY, isolation.NOBODY)
@@ -80,6 +78,8 @@ class Process:
         return inner, env, self.workdir
 
     def start(self) -> "Process":
+        if _swept.acquire(blocking=False):
+            remove_stale_workdirs()
         self.cgroup, _ = cgroups.create(self.limits.memory_mb << 20, self.limits.max_processes)
         program = isolation.seccomp_program() if self.how.mechanism == "bwrap" else None
         read_fd = None

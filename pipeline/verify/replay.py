@@ -9,6 +9,7 @@ import json
 
 from pipeline.jsonutil import canonical_json
 from pipeline.tools import TOOLS, Env, final_state, run_action
+from pipeline.tools.python import code_is_ours
 
 ACTION_TYPES = ("tool_call", "code")
 
@@ -59,7 +60,8 @@ def replay_problem(row: dict, max_observation_chars: int, sandbox: dict | None) 
     """Re-run every parsed action in a fresh environment built as sampling built it (same observation limit and
     sandbox limits); the first observation or state that differs."""
     allowed = allowed_tools(row)
-    with Env(row.get("environment"), max_observation_chars, sandbox) as env:
+    ours = code_is_ours(row.get("source") or "", (row.get("meta") or {}).get("task_source") or "")
+    with Env(row.get("environment"), max_observation_chars, sandbox, trusted_code=ours) as env:
         for step in _actions(row):
             if step["tool_name"] is None:
                 continue  # nothing was executed for an unparseable reply
