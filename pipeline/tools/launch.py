@@ -48,6 +48,7 @@ class Process:
         self.pid: int | None = None  # the interpreter, as the host sees it
         self.request_fd: int | None = None  # where the interpreter reads requests from
         self.spare: frozenset[int] = frozenset()  # the launcher, bwrap's init and the interpreter
+        self.cell = 0  # the last request's number
         self._buffer = b""
 
     # -- starting ---------------------------------------------------------------------------------------------
@@ -110,6 +111,9 @@ class Process:
             self.send(self._server_config(), time.monotonic() + START_TIMEOUT_SECONDS)
             self.request_fd = frames.ready(self.receive(time.monotonic() + START_TIMEOUT_SECONDS))
             self.spare = frozenset({self.proc.pid, self.pid, _parent_of(self.pid)})
+        except OSError:  # the interpreter ended right after its greeting
+            self.stop()
+            raise Failure("the sandbox did not start: the interpreter ended at once") from None
         except (Failure, frames.Forged) as exc:
             detail = self._stderr_tail()
             self.stop()
@@ -129,7 +133,21 @@ class Process:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def warm_up(self) -> "Process":
+        """Run an empty cell, so that the first real one finds the interpreter's code paths paged in."""
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        self.request("pass", [], deadline)
+        if frames.call_or_done(self.receive(deadline), self.cell) != "done":
+            raise Failure("the sandbox did not start: its first cell did not finish")
+        self.settle(deadline)
+        return self
+
     # -- talking ----------------------------------------------------------------------------------------------
+
+    def request(self, code: str, tools: list[dict], deadline: float) -> None:
+        """Send the next cell."""
+        self.cell += 1
+        self.send({"cell": self.cell, "code": code, "tools": tools, "cpu_seconds": self.limits.cpu_seconds}, deadline)
 
     def send(self, message: dict, deadline: float) -> None:
         data = memoryview(frames.encode(message))
@@ -213,7 +231,11 @@ class Process:
         if self.cgroup is not None:
             self.cgroup.kill(spare=self.spare)
         elif self.how.mechanism == "bwrap":
-            for pid in _namespace_members(self.pid) - self.spare:
+            try:
+                members = _namespace_members(self.pid)
+            except OSError:  # the interpreter is gone
+                raise Failure(self.death()) from None
+            for pid in members - self.spare:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:

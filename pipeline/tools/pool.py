@@ -3,8 +3,9 @@
 One long-lived thread per process starts every sandbox, pooled or not: bubblewrap's --die-with-parent kills a
 sandbox when the *thread* that started it ends, and the threads that run tool calls (asyncio's, a test's) may
 end before their episode does. Once sandboxes of some limits and isolation have been asked for, the thread
-keeps POOL_SIZE of them started and waiting; a request is served first from those, else started at once.
-A sandbox is handed out once and never comes back: the episode stops it, so none is reused across episodes.
+keeps POOL_SIZE of them started (and warmed up by an empty cell) and waiting; a request is served first from
+those, else started at once. A sandbox is handed out once and never comes back: the episode discards it and
+the thread stops it, so none is reused across episodes and no episode waits for the killing and cleaning up.
 """
 
 import atexit
@@ -28,6 +29,7 @@ class Launcher:
         self.ready: dict[Key, deque[Process]] = {}
         self.wanted: set[Key] = set()  # kinds to keep ready
         self.requests: deque[tuple[Key, Future]] = deque()
+        self.discarded: deque[Process] = deque()
         self.thread: threading.Thread | None = None
 
     def take(self, limits: Limits, how: isolation.Isolation, pooled: bool = True) -> Process:
@@ -51,6 +53,18 @@ class Launcher:
             dead.stop()
         return process if future is None else future.result()
 
+    def discard(self, process: Process) -> None:
+        """Stop `process` soon, in the launcher's thread."""
+        with self.lock:
+            self.discarded.append(process)
+            self._wake()
+
+    def prepare(self, limits: Limits, how: isolation.Isolation) -> None:
+        """Keep sandboxes of this kind started ahead from now on (`take` does so on its first call)."""
+        with self.lock:
+            self.wanted.add((limits, how))
+            self._wake()
+
     def ready_count(self, limits: Limits, how: isolation.Isolation) -> int:
         with self.lock:
             return len(self.ready.get((limits, how), ()))
@@ -61,11 +75,14 @@ class Launcher:
             self.thread.start()
         self.lock.notify()
 
-    def _next(self) -> tuple[Key, Future | None]:
-        """What to start next: a waiting request first, then a kind whose pool is short. Holds the lock."""
+    def _next(self) -> tuple[Key, Future | None] | Process:
+        """What to do next: start a sandbox for a waiting request, stop a discarded one, or start one for a kind
+        whose pool is short. Holds the lock."""
         while True:
             if self.requests:
                 return self.requests.popleft()
+            if self.discarded:
+                return self.discarded.popleft()
             short = next((k for k in self.wanted if len(self.ready.get(k, ())) < POOL_SIZE), None)
             if short is not None:
                 return short, None
@@ -74,10 +91,18 @@ class Launcher:
     def _run(self) -> None:
         while True:
             with self.lock:
-                key, future = self._next()
+                job = self._next()
+            if isinstance(job, Process):
+                job.stop()
+                continue
+            key, future = job
+            process = Process(*key)
             try:
-                process = Process(*key).start()
+                process.start()
+                if future is None:
+                    process.warm_up()
             except Exception as exc:  # Failure, or a bug: either way the waiting episode gets it, not this thread
+                process.stop()
                 if future is not None:
                     future.set_exception(exc if isinstance(exc, Failure) else Failure(f"the sandbox did not start: {exc!r}"))
                 else:
@@ -96,11 +121,12 @@ class Launcher:
                 future.set_result(process)
 
     def close(self) -> None:
-        """Stop the sandboxes waiting in the pool (at exit: their cgroups are removed)."""
+        """Stop the sandboxes waiting in the pool or to be stopped (at exit: their cgroups are removed)."""
         with self.lock:
             self.wanted.clear()
-            waiting = [p for ready in self.ready.values() for p in ready]
+            waiting = [p for ready in self.ready.values() for p in ready] + list(self.discarded)
             self.ready.clear()
+            self.discarded.clear()
         for process in waiting:
             process.stop()
 
@@ -110,6 +136,10 @@ LAUNCHER = Launcher()
 
 def take(limits: Limits, how: isolation.Isolation, pooled: bool = True) -> Process:
     return LAUNCHER.take(limits, how, pooled)
+
+
+def discard(process: Process) -> None:
+    LAUNCHER.discard(process)
 
 
 def _forget_in_child() -> None:

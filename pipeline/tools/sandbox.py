@@ -48,7 +48,6 @@ class Sandbox:
         self.how = how or detect()
         self.pooled = pooled
         self.process: Process | None = None
-        self.cell = 0
 
     def __enter__(self):
         return self
@@ -66,7 +65,6 @@ class Sandbox:
         try:
             if self.process is None:
                 self.process = pool.take(self.limits, self.how, self.pooled)
-            self.cell += 1
             deadline = time.monotonic() + self.limits.timeout_seconds
             frame = self._exchange(code, list(tools), call_tool, deadline)
             self.process.settle(deadline)
@@ -88,10 +86,10 @@ class Sandbox:
     def _exchange(self, code: str, tools: list[dict], call_tool: ToolCaller | None, deadline: float) -> dict:
         """Send the cell, serve its tool calls, and return its reply."""
         process = self.process
-        process.send({"cell": self.cell, "code": code, "tools": tools, "cpu_seconds": self.limits.cpu_seconds}, deadline)
+        process.request(code, tools, deadline)
         while True:
             frame = process.receive(deadline)
-            if frames.call_or_done(frame, self.cell) == "done":
+            if frames.call_or_done(frame, process.cell) == "done":
                 return frame
             name, arguments = frame["call"], frame["arguments"]
             if call_tool is None:
@@ -106,8 +104,9 @@ class Sandbox:
         return CellResult(failure=f"{why}. {RESET}")
 
     def close(self) -> None:
+        """Stop the sandbox (in the launcher's thread: the episode does not wait for it)."""
         if self.process is not None:
-            self.process.stop()
+            pool.discard(self.process)
             self.process = None
 
 
