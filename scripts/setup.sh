@@ -19,9 +19,9 @@ apt_install() {  # apt_install COMMAND PACKAGE...: install Debian packages when 
   fi
 }
 
-# bubblewrap isolates the sandbox that runs model-written code (docs/tools.md); without it the sandbox falls
-# back to rlimits and says so loudly, so a failed install is a warning, not an error.
-apt_install bwrap bubblewrap || say "warning: could not install bubblewrap; the code sandbox will be weaker"
+# bubblewrap isolates the sandbox that runs model-written code (docs/tools.md); without it such code is refused
+# (the program teacher's own code still runs), so a failed install is a warning, not an error.
+apt_install bwrap bubblewrap || say "warning: could not install bubblewrap; model-written code will be refused unless sample.sandbox.allow_weak"
 
 if [ "${1:-}" = "--test" ]; then
   apt_install slurmctld slurm-wlm munge
