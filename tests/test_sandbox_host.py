@@ -9,6 +9,7 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -186,3 +187,17 @@ def test_a_thread_started_in_one_cell_does_not_write_into_the_next():
         second = act("import time\ntime.sleep(0.6)\nprint('two')", env, ["python"])
     assert first.content.startswith("'started'") and "thread" in first.content and first.error, first
     assert second == Observation("two")
+
+
+def test_a_frame_written_between_cells_by_a_signal_handler_is_refused():
+    arm = ("import signal, gc\ninterpreter = next(o for o in gc.get_objects() if type(o).__name__ == 'Interpreter')\n"
+           "def forge(*_):\n    interpreter.channel.send(interpreter.execute(\"print('FORGED')\").replace("
+           "f'\"done\":{interpreter.cell}', f'\"done\":{interpreter.cell + 1}'))\n"
+           "signal.signal(signal.SIGALRM, forge)\nsignal.setitimer(signal.ITIMER_REAL, 0.2)\n'armed'")
+    with Env() as env:
+        assert act(arm, env, ["python"]).content == "'armed'"
+        time.sleep(0.5)  # the timer fires while the interpreter waits for the next cell
+        forged = act("print('mine')", env, ["python"])
+        after = act("print('mine')", env, ["python"])
+    assert "FORGED" not in forged.content and "between cells" in forged.content, forged
+    assert after == Observation("mine")

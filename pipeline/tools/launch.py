@@ -145,7 +145,10 @@ class Process:
     # -- talking ----------------------------------------------------------------------------------------------
 
     def request(self, code: str, tools: list[dict], deadline: float) -> None:
-        """Send the next cell."""
+        """Send the next cell. Nothing may have come since the last reply (a signal handler of the code's, run
+        while the interpreter waited, could have written)."""
+        if self._readable():
+            raise frames.Forged("a frame came between cells")
         self.cell += 1
         self.send({"cell": self.cell, "code": code, "tools": tools, "cpu_seconds": self.limits.cpu_seconds}, deadline)
 
