@@ -100,7 +100,9 @@ class Sandbox:
             process.send({"content": content, "error": is_error}, deadline)
 
     def _reset(self, why: str) -> CellResult:
-        self.close()
+        if self.process is not None:  # stopped at once: what failed may still be burning CPU
+            self.process.stop()
+            self.process = None
         return CellResult(failure=f"{why}. {RESET}")
 
     def close(self) -> None:
