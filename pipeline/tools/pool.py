@@ -13,6 +13,7 @@ import os
 import threading
 from collections import deque
 from concurrent.futures import Future
+from multiprocessing import util as multiprocessing_util
 
 from pipeline.tools import isolation
 from pipeline.tools.launch import Failure, Process
@@ -148,5 +149,10 @@ def _forget_in_child() -> None:
     LAUNCHER = Launcher()
 
 
+def _close() -> None:
+    LAUNCHER.close()
+
+
 os.register_at_fork(after_in_child=_forget_in_child)
-atexit.register(lambda: LAUNCHER.close())
+atexit.register(_close)
+multiprocessing_util.Finalize(None, _close, exitpriority=0)  # a multiprocessing worker ends without atexit
