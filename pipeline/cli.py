@@ -8,6 +8,7 @@ Examples:
   trajforge validate runs/quickstart/verified/part-00000.parquet
   trajforge publish runs/quickstart --dry-run --out /tmp/hub-folder
   trajforge report runs/quickstart                      # regenerate report.html / report.json
+  trajforge view runs/quickstart                        # browse the run's rows at http://127.0.0.1:8765
   trajforge publish runs/quickstart --repo-id me/agent-trajectories   # token from HF_TOKEN
   trajforge export runs/quickstart --view trl --out /tmp/trl
   trajforge sample configs/run.yaml --batch             # LLM teachers through the Batch API, one round per step
@@ -229,6 +230,13 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_view(args) -> int:
+    from pipeline.view import server
+
+    server.serve(Path(args.run_dir), args.host, args.port)
+    return 0
+
+
 def cmd_list(args) -> int:
     if args.what == "generators":
         from pipeline.synthesize.generators import GENERATORS
@@ -336,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="regenerate a run's report.html and report.json")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("view", help="browse a run's trajectories in a web browser (filters, steps, masks, checks; read-only)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free port; default 8765)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.set_defaults(func=cmd_view)
     p = sub.add_parser("local-teacher", help="start, stop or show the embedded llama.cpp teacher (Gemma 3 270M) for manual use")
     p.add_argument("action", choices=["start", "stop", "status", "check"],
                    help="check: start a server, ask for one short completion, stop (what setup runs after installing)")

@@ -25,6 +25,8 @@ apt_install bwrap bubblewrap || say "warning: could not install bubblewrap; mode
 
 if [ "${1:-}" = "--test" ]; then
   apt_install slurmctld slurm-wlm munge
+  # the viewer's browser tests drive Debian's Chromium (headless) through Playwright; no browser download
+  apt_install chromium chromium
 fi
 
 PYTHON=${PYTHON:-python3}
