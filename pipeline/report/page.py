@@ -41,7 +41,9 @@ def number(value) -> str:
 def usd(value) -> str:
     if _missing(value):
         return "—"
-    return f"${value:,.2f}" if value >= 1 else f"${value:.4f}" if value >= 0.0001 or value == 0 else f"${value:.2e}"
+    if value >= 1:
+        return f"${value:,.2f}"
+    return f"${value:.4f}" if value >= 0.01 or value == 0 else "$" + f"{value:.6f}".rstrip("0")
 
 
 def seconds(value) -> str:
@@ -53,8 +55,12 @@ def seconds(value) -> str:
     return f"{value:.2g} s" if value < 10 else f"{value:.0f} s"
 
 
+LABELS = {"failed": "failed for good", "cache_hits": "cache hits"}
+LLM_ORDER = ("requests", "cache_hits", "retries", "failed")  # then whatever else the client counts
+
+
 def label(key: str) -> str:
-    return key.replace("_", " ")
+    return LABELS.get(key, key.replace("_", " "))
 
 
 class Links:
@@ -95,7 +101,8 @@ def render(run_dir: Path, report: dict, link_base: str | None) -> str:
     llm = {stage: {k: v for k, v in figures.items() if k not in COMMAND_FIGURES and not isinstance(v, dict)}
            for stage, figures in stats.get("commands", {}).items()}
     llm = {stage: figures for stage, figures in llm.items() if figures}
-    llm_keys = list(dict.fromkeys(k for figures in llm.values() for k in figures))
+    found = {k for figures in llm.values() for k in figures}
+    llm_keys = [k for k in LLM_ORDER if k in found] + sorted(found - set(LLM_ORDER))
     funnels = {(stage, name): counts for stage, figures in stats.get("commands", {}).items() for name, counts in figures.get("funnels", {}).items()}
     return environment().get_template("report.html").render(
         run_name=Path(run_dir).resolve().name, run_dir=str(run_dir), stats=stats, llm=llm, llm_keys=llm_keys,
