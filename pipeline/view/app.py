@@ -11,6 +11,7 @@ the URL, so a filter or a row can be shared in a review:
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -45,7 +46,7 @@ def create_app(run_dir: Path) -> Starlette:
         return catalogs.get(stage)
 
     async def index(request):
-        counts = {stage: catalogs.get(stage).num_rows for stage in catalogs.stages()}
+        counts = {stage: sum(pq.read_metadata(p).num_rows for p in rundir.stage_files(run_dir, stage)) for stage in catalogs.stages()}
         return page(request, "index.html", counts=counts, has_report=(run_dir / "report.json").exists())
 
     async def listing(request):

@@ -48,10 +48,13 @@ def action(step: dict) -> dict:
 
 
 def steps(row: dict) -> list[dict]:
+    """Steps with their action laid out and whether the message that holds them is trained on."""
+    mask = row.get("train_mask") or []
     out = []
     for step in row.get("steps") or []:
-        verdict = step.get("step_verdict") or None
-        out.append({**step, "action": action(step), "verdict": verdict})
+        index = step.get("message_index")
+        trained = mask[index] if isinstance(index, int) and 0 <= index < len(mask) else None
+        out.append({**step, "action": action(step), "verdict": step.get("step_verdict"), "trained": trained})
     return out
 
 
