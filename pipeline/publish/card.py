@@ -144,7 +144,7 @@ def render(inputs: CardInputs, plot_files: list[str]) -> str:
         "## Provenance\n" + provenance(inputs),
     ]
     if plot_files:
-        sections.append("## Distributions\n" + "\n".join(f"![{name[:-4]}](plots/{name})" for name in plot_files))
+        sections.append("## Distributions\n" + "\n".join(f"![{plots.PLOTS[name][0]}](plots/{name})" for name in plot_files))
     sections += [
         "## Schema\nEach default row holds `messages` (OpenAI/TRL chat messages; tool-call arguments are objects), `tools` "
         "(OpenAI function schemas, or null when the system prompt describes them), `train_mask` (one flag per message), "

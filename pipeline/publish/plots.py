@@ -6,11 +6,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+# file -> (title, column, what the x axis shows)
 PLOTS = {
-    "steps.png": ("Steps per trajectory", "steps"),
-    "difficulty.png": ("Task difficulty", "difficulty"),
-    "completion_tokens.png": ("Completion tokens per trajectory", "completion_tokens"),
-    "domains.png": ("Rows per domain and format", None),
+    "steps.png": ("Steps per trajectory", "steps", "steps (tool calls and the final answer)"),
+    "difficulty.png": ("Task difficulty", "difficulty", "difficulty level set by the task generator"),
+    "completion_tokens.png": ("Completion tokens per trajectory", "completion_tokens", "completion tokens the teacher wrote"),
+    "domains.png": ("Rows per domain and format", None, "domain / format"),
 }
 
 
@@ -19,7 +20,6 @@ def _bar(ax, counts: Counter, title: str) -> None:
     ax.bar(range(len(keys)), [counts[k] for k in keys], color="#4c72b0")
     ax.set_xticks(range(len(keys)), [str(k) for k in keys], rotation=30, ha="right")
     ax.set_title(title)
-    ax.set_ylabel("rows")
 
 
 def draw(catalog: pa.Table, folder: Path) -> list[str]:
@@ -31,7 +31,7 @@ def draw(catalog: pa.Table, folder: Path) -> list[str]:
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, (title, column) in PLOTS.items():
+    for name, (title, column, xlabel) in PLOTS.items():
         fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
         if column is None:
             pairs = zip(catalog.column("domain").to_pylist(), catalog.column("format").to_pylist())
@@ -41,9 +41,10 @@ def draw(catalog: pa.Table, folder: Path) -> list[str]:
             if column == "completion_tokens" or len(np.unique(values)) > 30:
                 ax.hist(values, bins=30, color="#4c72b0")
                 ax.set_title(title)
-                ax.set_ylabel("rows")
             else:
                 _bar(ax, Counter(values.tolist()), title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("trajectories in the dataset")
         fig.tight_layout()
         fig.savefig(folder / name, format="png", metadata={"Software": None})  # no version: same data, same bytes
         plt.close(fig)
