@@ -1,9 +1,12 @@
-"""Where a run directory keeps each stage's output: the folder names and the Parquet files of a stage."""
+"""What a run directory holds, for the readers of a whole run (the report, the viewer): the Parquet files of
+a stage, and where a running viewer of the run listens."""
 
+import json
+import os
+import socket
 from pathlib import Path
 
-STAGE_DIRS = {"synthesize": "tasks", "sample": "trajectories", "verify": "verified", "curate": "dataset"}
-ORDER = ("synthesize", "sample", "verify", "curate", "publish")
+from pipeline.stages import STAGE_DIRS
 
 
 def stage_files(run_dir: Path, stage: str) -> list[Path]:
@@ -22,10 +25,6 @@ VIEWER_FILE = ".view.json"  # written by a running `trajforge view`: {"url", "pi
 
 def viewer_url(run_dir: Path) -> str | None:
     """The address of a `trajforge view` serving this run directory from this host, if one is running."""
-    import json
-    import os
-    import socket
-
     try:
         found = json.loads((Path(run_dir) / VIEWER_FILE).read_text())
         if found["host"] != socket.gethostname():

@@ -9,7 +9,7 @@ from tests.conftest import ROOT
 PACKAGE = ROOT / "pipeline"
 # Top to bottom. A module may import its own layer and the layers below it, never one above.
 LAYERS = [
-    {"pipeline.cli", "pipeline.show", "pipeline.__main__", "pipeline.config_check"},
+    {"pipeline.cli", "pipeline.show", "pipeline.__main__", "pipeline.config_check", "pipeline.view"},
     {"pipeline.runner", "pipeline.summary", "pipeline.report"},
     {"pipeline.executors"},
     {"pipeline.shardjob"},

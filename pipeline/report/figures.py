@@ -13,9 +13,9 @@ import pyarrow.compute as pc
 
 from pipeline import facets, rundir
 from pipeline.report import history
+from pipeline.stages import PREVIOUS, ROW_STAGES, STAGE_DIRS
 from pipeline.verify import committee
 
-PREVIOUS = {"sample": "synthesize", "verify": "sample"}
 EXAMPLE_CHARS = 300
 
 
@@ -28,7 +28,7 @@ def _json(path: Path) -> dict:
 
 def done_files(run_dir: Path, stage: str) -> list[Path]:
     """The shards of a row stage made with its current stage hash (a shard of an older config is not counted)."""
-    folder = Path(run_dir) / rundir.STAGE_DIRS[stage]
+    folder = Path(run_dir) / STAGE_DIRS[stage]
     manifest = _json(folder / "_manifest.json")
     return [folder / name for name, info in sorted(manifest.get("shards", {}).items()) if info.get("stage_hash") == manifest.get("stage_hash")]
 
@@ -42,27 +42,31 @@ def stage_table(run_dir: Path, commands: dict) -> list[dict]:
     """One entry per stage that ran, in pipeline order: its shards and rows (counted from every finished shard,
     whichever command wrote it) and the summed figures of its commands."""
     out = []
-    for stage in ("synthesize", "sample", "verify"):
-        folder = run_dir / rundir.STAGE_DIRS[stage]
+    for stage in ROW_STAGES:
+        folder = run_dir / STAGE_DIRS[stage]
         manifest = _json(folder / "_manifest.json")
         if not manifest:
             continue
         done = {name: info for name, info in manifest["shards"].items() if info["stage_hash"] == manifest["stage_hash"]}
         entry = {"stage": stage, "shards_done": len(done), "shards": manifest["num_shards"], "rows_out": sum(i["rows"] for i in done.values())}
         if stage in PREVIOUS:
-            before = _json(run_dir / rundir.STAGE_DIRS[PREVIOUS[stage]] / "_manifest.json").get("shards", {})
+            before = _json(run_dir / STAGE_DIRS[PREVIOUS[stage]] / "_manifest.json").get("shards", {})
             entry["rows_in"] = sum(before.get(name, {}).get("rows", 0) for name in done)
         if stage != "synthesize":
-            tables = list(_tables([folder / name for name in sorted(done)], ["error", "passed"]))
+            tables = list(_tables([folder / name for name in sorted(done)], ["error", "passed", "meta"]))
             entry["errors"] = sum(t.num_rows - t.column("error").null_count for t in tables)
+            entry["waiting_retry"] = sum(pc.sum(pc.match_substring(pc.cast(t.column("meta"), pa.string()), '"transient":').cast("int64")).as_py() or 0
+                                         for t in tables)
             if stage == "verify":
                 entry["passed"] = sum(pc.sum(pc.fill_null(t.column("passed"), False).cast("int64")).as_py() or 0 for t in tables)
         out.append({**entry, **commands.get(stage, {})})
-    manifest = _json(run_dir / rundir.STAGE_DIRS["curate"] / "_manifest.json")
+    manifest = _json(run_dir / STAGE_DIRS["curate"] / "_manifest.json")
     if manifest:
-        curated = _json(run_dir / rundir.STAGE_DIRS["curate"] / "_report.json")
+        curated = _json(run_dir / STAGE_DIRS["curate"] / "_report.json")
         out.append({"stage": "curate", "shards_done": 1, "shards": 1, "rows_in": curated.get("funnel", {}).get("verified"),
                     "rows_out": sum(manifest.get("splits", {}).values()), **commands.get("curate", {})})
+    if "publish" in commands:
+        out.append({"stage": "publish", **commands["publish"]})
     return out
 
 

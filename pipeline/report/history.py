@@ -13,11 +13,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline import rundir
+from pipeline.stages import STAGE_DIRS
 
 # what a summary says about the shards (read again from the shards themselves), not about the command
 SHARD_FIGURES = {"stage", "shards", "rows_in", "rows_out", "passed", "errors", "prompt_tokens", "completion_tokens", "cost_usd",
-                 "checks_failed", "funnel", "judges", "complete", "removed", "train_rows", "validation_rows"}
+                 "checks_failed", "funnel", "judges", "complete", "removed", "train_rows", "validation_rows",
+                 "waiting_retry"}
 
 
 @contextmanager
@@ -36,7 +37,7 @@ def editing(run_dir: Path):
 
 
 def stage_hash(run_dir: Path, stage: str) -> str | None:
-    manifest = Path(run_dir) / rundir.STAGE_DIRS.get(stage, stage) / "_manifest.json"
+    manifest = Path(run_dir) / STAGE_DIRS.get(stage, stage) / "_manifest.json"
     try:
         return json.loads(manifest.read_text()).get("stage_hash")
     except (OSError, ValueError):
@@ -64,7 +65,7 @@ def add_up(total: dict, more: dict) -> None:
 def invocation_totals(run_dir: Path, report: dict) -> dict[str, dict]:
     """Per stage: the sum of its commands' figures for the current stage hash, and how many commands ran."""
     out: dict[str, dict] = {}
-    current = {stage: stage_hash(run_dir, stage) for stage in rundir.STAGE_DIRS}
+    current = {stage: stage_hash(run_dir, stage) for stage in STAGE_DIRS}
     for command in report.get("invocations", []):
         stage = command["stage"]
         if command.get("stage_hash") != current.get(stage):

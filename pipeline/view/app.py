@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from pipeline import report, rundir
+from pipeline.stages import STAGE_DIRS
 from pipeline.view import present
 from pipeline.view.catalog import FACETS, Catalogs, Filters
 
@@ -41,7 +42,7 @@ def create_app(run_dir: Path) -> Starlette:
         return templates.TemplateResponse(request, name, context, status_code=status)
 
     def catalog(stage: str):
-        if stage not in rundir.STAGE_DIRS or stage not in catalogs.stages():
+        if stage not in STAGE_DIRS or stage not in catalogs.stages():
             raise HTTPException(404, f"no stage {stage!r} in {run_dir} (stages with shards: {', '.join(catalogs.stages()) or 'none'})")
         return catalogs.get(stage)
 

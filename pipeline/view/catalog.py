@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import facets, rundir
+from pipeline.stages import STAGE_DIRS
 from pipeline import rows as rowlib
 
 TASK_COLUMNS = ["id", "source", "domain", "instruction", "difficulty"]
@@ -213,7 +214,7 @@ class Catalogs:
         self._lock = threading.Lock()
 
     def stages(self) -> list[str]:
-        return [s for s in rundir.STAGE_DIRS if rundir.stage_files(self.run_dir, s)]
+        return [s for s in STAGE_DIRS if rundir.stage_files(self.run_dir, s)]
 
     def get(self, stage: str) -> Catalog:
         with self._lock:

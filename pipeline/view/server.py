@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline import rundir
+from pipeline.stages import STAGE_DIRS
 from pipeline.errors import UserError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -50,7 +51,7 @@ def serve(run_dir: Path, host: str, port: int, echo=print) -> None:
     from pipeline.view.app import create_app
 
     run_dir = Path(run_dir)
-    if not run_dir.is_dir() or not any(rundir.stage_files(run_dir, s) for s in rundir.STAGE_DIRS):
+    if not run_dir.is_dir() or not any(rundir.stage_files(run_dir, s) for s in STAGE_DIRS):
         raise UserError(f"{run_dir}: no stage shards to view (not a run directory, or nothing has run yet)")
     sock = listen(host, port)
     shown_host = f"[{host}]" if ":" in host else host
