@@ -196,3 +196,12 @@ def test_the_report_file_links_into_a_running_viewer_and_stands_alone(viewer, ru
     assert link.get_attribute("href").startswith(f"{viewer}/stage/verify/row/")
     link.click()
     assert page.url.startswith(viewer) and page.locator("li.step").count() > 0
+
+
+def test_a_folder_without_shards_or_a_taken_port_is_refused_in_one_line(viewer, run_dir, tmp_path):
+    empty = run_cli("view", tmp_path)
+    assert empty.returncode == 2 and empty.stderr.strip() == f"error: {tmp_path}: no stage shards to view (not a run directory, or nothing has run yet)"
+    port = urlparse(viewer).port
+    taken = run_cli("view", run_dir, "--port", port)
+    assert taken.returncode == 2 and taken.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: ") and taken.stderr.count("\n") == 1
+    assert json.loads((run_dir / rundir.VIEWER_FILE).read_text())["url"] == viewer  # the running viewer's note is left alone

@@ -218,7 +218,12 @@ class Catalogs:
 
     def get(self, stage: str) -> Catalog:
         with self._lock:
-            cached = self._built.get(stage)
-            if cached is None or cached.signature != _signature(rundir.stage_files(self.run_dir, stage)):
-                cached = self._built[stage] = Catalog.build(self.run_dir, stage)
-            return cached
+            for attempt in range(3):  # a shard replaced while it was read (a stage or curate running): read again
+                try:
+                    cached = self._built.get(stage)
+                    if cached is None or cached.signature != _signature(rundir.stage_files(self.run_dir, stage)):
+                        cached = self._built[stage] = Catalog.build(self.run_dir, stage)
+                    return cached
+                except (FileNotFoundError, pa.ArrowInvalid):
+                    if attempt == 2:
+                        raise
