@@ -7,15 +7,18 @@ import numpy as np
 STEP_COLOURS = ("#8da0cb", "#66c2a5", "#1a9850", "#005a32")
 
 
-def _figure(height: float):
+def _figure(height: float, rows: int | None = None):
+    """(pyplot, figure, axes): one axes, or a list of `rows` axes stacked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, height), dpi=100)
-    ax.spines[["top", "right"]].set_visible(False)
-    return plt, fig, ax
+    fig, axes = plt.subplots(rows or 1, 1, figsize=(7.5, height), dpi=100, squeeze=False)
+    axes = list(axes[:, 0])
+    for ax in axes:
+        ax.spines[["top", "right"]].set_visible(False)
+    return plt, fig, axes if rows else axes[0]
 
 
 def _save(plt, fig, path: Path) -> str:
@@ -26,24 +29,23 @@ def _save(plt, fig, path: Path) -> str:
 
 
 def funnel_by_source(funnel: dict, path: Path) -> str | None:
-    """Grouped bars: for each source, the rows sampled, ended without error, passed verify, kept."""
+    """One panel per source, each on its own scale (a handful of LLM rows beside thousands of program rows stay
+    readable): the rows sampled, ended without error, passed verify, kept."""
     sources = list(funnel["by_source"])
     if not sources:
         return None
     steps = funnel["steps"]
-    plt, fig, ax = _figure(1.2 + 0.55 * len(sources) * len(steps) / 2)
-    height = 0.8 / len(steps)
-    for i, step in enumerate(steps):
-        values = [funnel["by_source"][s][step] for s in sources]
-        y = np.arange(len(sources)) + (i - (len(steps) - 1) / 2) * height
-        bars = ax.barh(y, values, height=height, color=STEP_COLOURS[i % len(STEP_COLOURS)], label=step)
+    plt, fig, axes = _figure(0.6 + 1.15 * len(sources), rows=len(sources))
+    for ax, source in zip(axes, sources):
+        values = [funnel["by_source"][source][step] for step in steps]
+        bars = ax.barh(steps, values, color=STEP_COLOURS[: len(steps)])
         ax.bar_label(bars, labels=[f"{v:,}" for v in values], padding=3, fontsize=8)
-    ax.set_yticks(np.arange(len(sources)), sources)
-    ax.invert_yaxis()
-    ax.set_xlabel("rows")
-    ax.set_title("Rows per teacher source at each stage")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    ax.margins(x=0.12)
+        ax.invert_yaxis()
+        ax.set_title(source, fontsize=9, loc="left")
+        ax.margins(x=0.12)
+        ax.tick_params(labelsize=8)
+    axes[-1].set_xlabel("rows")
+    fig.suptitle("Rows per teacher source at each stage", fontsize=11)
     return _save(plt, fig, path)
 
 
@@ -66,11 +68,14 @@ def latency(seconds: np.ndarray, path: Path) -> str | None:
     if not len(seconds):
         return None
     plt, fig, ax = _figure(3)
-    ax.hist(seconds, bins=30, color="#4c72b0")
     median = float(np.median(seconds))
+    skewed = seconds.min() > 0 and seconds.max() > 20 * median  # a few slow LLM episodes among fast program ones
+    ax.hist(seconds, bins=np.geomspace(seconds.min(), seconds.max(), 40) if skewed else 30, color="#4c72b0")
+    if skewed:
+        ax.set_xscale("log")
     ax.axvline(median, color="#222", linestyle="--", linewidth=1)
     ax.annotate(f"median {median:.2g} s", (median, ax.get_ylim()[1] * 0.9), xytext=(4, 0), textcoords="offset points", fontsize=8)
-    ax.set_xlabel("seconds to sample one trajectory (tool calls and LLM replies)")
+    ax.set_xlabel("seconds to sample one trajectory (tool calls and LLM replies)" + (", log scale" if skewed else ""))
     ax.set_ylabel("trajectories")
     ax.set_title("Sampling time per trajectory")
     return _save(plt, fig, path)
