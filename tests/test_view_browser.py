@@ -163,11 +163,21 @@ def test_text_search_and_deep_links(viewer, run_dir, page):
     page.shoot("not-found")
 
 
-def test_the_viewer_is_local_and_read_only(viewer):
-    assert urlparse(viewer).hostname == "127.0.0.1"
+def test_the_viewer_is_local_and_read_only(viewer, run_dir):
+    def files():
+        return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in run_dir.rglob("*") if p.is_file()}
+
+    before = files()
+    reflection = next(r for r in rows_of(run_dir) if "reflection" in r["meta"])
+    for path in ["/", "/stage/verify?outcome=failed", f"/stage/verify/row/{reflection['id']}", f"/stage/verify/compare/{reflection['id']}",
+                 f"/task/{reflection['task_id']}", "/stage/synthesize", "/stage/curate?split=train", "/report", "/highlight.css"]:
+        with urllib.request.urlopen(viewer + path, timeout=30) as reply:
+            assert reply.status == 200, path
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(urllib.request.Request(f"{viewer}/stage/verify", data=b"x", method="POST"), timeout=10)
     assert refused.value.code == 405
+    assert files() == before  # nothing in the run directory was written or touched
+    assert urlparse(viewer).hostname == "127.0.0.1"
 
 
 def test_the_report_in_the_viewer_has_its_sections_and_linked_examples(viewer, run_dir, page):

@@ -5,6 +5,7 @@ calls `write` at any time. Figures about shards are read from the run directory 
 shard's work whichever command did it; figures only a command knows come from the history of commands.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -31,6 +32,6 @@ def write(run_dir: Path) -> Path:
 
 
 def render(run_dir: Path, link_base: str | None) -> str:
-    """report.html as of the last `write`, with example rows linked under `link_base` (the viewer's /report)."""
-    with editing(run_dir) as report:
-        return page.render(Path(run_dir), report, link_base)
+    """report.html as of the last `write`, with example rows linked under `link_base` (the viewer's /report);
+    reads report.json only (report.json is replaced atomically, so a reader never sees half of it)."""
+    return page.render(Path(run_dir), json.loads((Path(run_dir) / "report.json").read_text()), link_base)

@@ -58,13 +58,13 @@ def serve(run_dir: Path, host: str, port: int, echo=print) -> None:
     url = f"http://{shown_host}:{sock.getsockname()[1]}"
     if host not in LOOPBACK:
         echo(f"warning: listening on {host}: anyone who can reach this address can read every row of {run_dir}")
-    echo(f"trajforge view: {url} (read-only; Ctrl-C to stop)", flush=True)
     server = uvicorn.Server(uvicorn.Config(create_app(run_dir), log_level="warning", access_log=False))
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again: turned into an exception
     # here, so .view.json is removed and the command ends normally
     previous = signal.signal(signal.SIGTERM, _stopped)
     try:
         with announced(run_dir, url):
+            echo(f"trajforge view: {url} (read-only; Ctrl-C to stop)", flush=True)  # the socket already listens
             server.run(sockets=[sock])
     except (Stopped, KeyboardInterrupt):
         pass
