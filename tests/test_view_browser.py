@@ -4,6 +4,7 @@ colouring; reflections beside their parents; tasks; deep links; the report's sec
 viewer. Each test writes a screenshot of every page it visits under its tmp dir."""
 
 import concurrent.futures
+import contextlib
 import json
 import shutil
 import subprocess
@@ -33,8 +34,8 @@ def run_dir(tmp_path_factory):
     return view_run.build(tmp_path_factory.mktemp("browse"))
 
 
-@pytest.fixture(scope="module")
-def viewer(run_dir):
+@contextlib.contextmanager
+def serving(run_dir):
     """`trajforge view RUN_DIR --port 0` as a user starts it; yields the address it prints."""
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "view", str(run_dir), "--port", "0"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -45,6 +46,12 @@ def viewer(run_dir):
     proc.terminate()
     assert proc.wait(20) == 0 and "stopped" in proc.stdout.read()
     assert not (run_dir / rundir.VIEWER_FILE).exists()
+
+
+@pytest.fixture(scope="module")
+def viewer(run_dir):
+    with serving(run_dir) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +222,27 @@ def test_a_folder_without_shards_or_a_taken_port_is_refused_in_one_line(viewer, 
     taken = run_cli("view", run_dir, "--port", port)
     assert taken.returncode == 2 and taken.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: ") and taken.stderr.count("\n") == 1
     assert json.loads((run_dir / rundir.VIEWER_FILE).read_text())["url"] == viewer  # the running viewer's note is left alone
+
+
+def test_model_output_is_shown_as_text_and_reasoning_is_folded(run_dir, browser, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(rundir.VIEWER_FILE))
+    path = copy / "verified" / shards.shard_name(0)
+    rows = shards.read_shard(path, "trajectory")
+    attack = "<script>window.pwned = 1</script><img src=x onerror='window.pwned = 2'>"
+    row = rows[0]
+    assistant = next(i for i, m in enumerate(row["messages"]) if m["role"] == "assistant")
+    row["messages"][assistant] = {**row["messages"][assistant], "reasoning_content": "First I think. " + attack}
+    row["final_answer"] = attack
+    shards.write_shard(path, rows, "trajectory", shards.stage_hash_of(path))
+    with serving(copy) as url:
+        tab = browser.new_page()
+        tab.goto(f"{url}/stage/verify/row/{row['id']}")
+        assert tab.evaluate("window.pwned") is None
+        assert attack in tab.inner_text(".answer") and tab.locator("main script, main img").count() == 0
+        folded = tab.locator(f"#message-{assistant} details.reasoning")
+        assert folded.get_attribute("open") is None and not tab.locator(f"#message-{assistant} details.reasoning pre").is_visible()
+        folded.locator("summary").click()
+        assert tab.inner_text(f"#message-{assistant} details.reasoning pre") == "First I think. " + attack
+        tab.screenshot(path=str(tmp_path / "reasoning.png"), full_page=True)
+        tab.close()
