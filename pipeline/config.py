@@ -33,6 +33,8 @@ OPERATIONAL_KEYS = (
     "endpoints.*.max_retries",
     "endpoints.*.price_input_per_mtok",
     "endpoints.*.price_output_per_mtok",
+    "endpoints.*.price_cached_input_per_mtok",
+    "endpoints.*.batch_discount",
     "endpoints.*.budget_usd",
     "endpoints.*.batch",
     "endpoints.*.batch_poll_s",
@@ -42,6 +44,15 @@ OPERATIONAL_KEYS = (
     "endpoints.*.local_server",  # the running local server's pid and log (set while a run serves it)
     "sample.sandbox.allow_weak",  # whether model-written code may run at all here, not what it produces
 )
+
+# Keys added after run directories existed, at the value that makes what configs without them made: left out of
+# stage hashes and config comparisons while at that value, so those run directories keep their hashes.
+NEUTRAL_DEFAULTS = {
+    "endpoints.*.reasoning": "auto",
+    "endpoints.*.reasoning_history": "drop",
+    "endpoints.*.capture": {"logprobs": False, "token_ids": False},
+    "curate.view_reasoning": "render",
+}
 
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -99,13 +110,17 @@ def _referenced_endpoints(obj) -> set[str]:
     return set()
 
 
+def _neutral(path: str, value) -> bool:
+    return any(fnmatch.fnmatchcase(path, pattern) and value == neutral for pattern, neutral in NEUTRAL_DEFAULTS.items())
+
+
 def semantic(obj, path: str = ""):
-    """`obj` without its operational keys (see OPERATIONAL_KEYS)."""
+    """`obj` without its operational keys (see OPERATIONAL_KEYS) and NEUTRAL_DEFAULTS."""
     if isinstance(obj, dict):
         out = {}
         for key, value in obj.items():
             sub = f"{path}.{key}" if path else str(key)
-            if not any(fnmatch.fnmatchcase(sub, pattern) for pattern in OPERATIONAL_KEYS):
+            if not any(fnmatch.fnmatchcase(sub, pattern) for pattern in OPERATIONAL_KEYS) and not _neutral(sub, value):
                 out[key] = semantic(value, sub)
         return out
     if isinstance(obj, list):

@@ -29,6 +29,18 @@ STEP = pa.struct(
     ]
 )
 
+# Per assistant message, where the endpoint captures them (`capture` in its profile): null otherwise.
+TOKENS = pa.struct(
+    [
+        ("message_index", pa.int32()),
+        ("prompt_token_ids", pa.list_(pa.int64())),
+        ("token_ids", pa.list_(pa.int64())),
+        ("logprobs", pa.list_(pa.float64())),
+        ("token_texts", pa.list_(pa.string())),
+        ("missing", pa.list_(pa.string())),
+    ]
+)
+
 TASK = pa.schema(
     [
         ("id", pa.string()),
@@ -85,9 +97,12 @@ TRAJECTORY = pa.schema(
                     ("llm_calls", pa.int64()),
                     ("cost_usd", pa.float64()),
                     ("seconds", pa.float64()),
+                    ("cached_tokens", pa.int64()),
+                    ("reasoning_tokens", pa.int64()),
                 ]
             ),
         ),
+        ("tokens", pa.list_(TOKENS)),
         ("error", pa.string()),
         ("checks", pa.list_(pa.struct([("name", pa.string()), ("passed", pa.bool_()), ("detail", pa.string())]))),
         (

@@ -7,7 +7,8 @@ and bytes per job, all submitted before any is awaited): request JSONL (custom_i
 key) -> POST /files -> POST /batches -> poll -> download the output and error files -> replies into the
 cache. The next round replays every episode one step further, so a multi-step trajectory advances one step
 per round. The job id is recorded in the cache file before polling starts: a restart between or during
-rounds picks the job up again instead of paying for it twice.
+rounds picks the job up again instead of paying for it twice. Replies are priced at the endpoint's
+`batch_discount` (OpenAI: 0.5).
 """
 
 import asyncio
@@ -108,7 +109,7 @@ class BatchRounds:
         status = response.get("status_code")
         if status == 200:
             try:
-                self.client.record(key, parse_reply(requests[key], response.get("body") or {}))
+                self.client.record(key, parse_reply(requests[key], response.get("body") or {}), batch=True)
             except LLMError as exc:
                 self.failed[key] = exc
         elif status is not None and status not in RETRYABLE_STATUS:

@@ -3,12 +3,13 @@
     client = LLMClient("gpt", config["endpoints"]["gpt"], cache)
     reply = await client.chat(messages, tools=tools, sample_key=["task-1", 0], temperature=0.7, max_tokens=256)
     reply = await client.complete(prompt, stop=["Observation:"], sample_key=["task-1", 0], max_tokens=128)
-    reply.text, reply.tool_calls, reply.usage()
+    reply.text, reply.reasoning, reply.tool_calls, reply.usage()
 
 Messages are row messages (tool-call arguments as objects); they become JSON strings here, at the API
 boundary. The client owns the endpoint's concurrency and RPM/TPM limits, retries of transient failures with
 exponential backoff and jitter that honour Retry-After, timeouts, the response cache, token and cost
-accounting and `budget_usd`. Failures are one of two types:
+accounting (cached prompt tokens and the batch discount: pricing.py) and `budget_usd`; reasoning traces
+(reasoning.py) and token ids and logprobs (capture.py) are read from the replies. Failures are one of two types:
 - `LLMError`: this request failed for good (400 context length, 401, 404 model, retries exhausted, ...);
   the caller records it on its row.
 - `EndpointStopped`: no more requests may go to this endpoint (budget reached, quota exhausted); the stage
@@ -25,7 +26,7 @@ import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from pipeline.errors import UserError
-from pipeline.llm import local, transient
+from pipeline.llm import capture, local, pricing, reasoning, transient
 from pipeline.llm.cache import ResponseCache, request_key
 from pipeline.llm.limits import RateLimiter
 
@@ -62,33 +63,65 @@ class Reply:
     cost_usd: float = 0.0
     cached: bool = False
     seconds: float = 0.0
+    reasoning: str | None = None  # the reasoning trace (pipeline/llm/reasoning.py)
+    cached_tokens: int | None = None  # prompt tokens served from the provider's prompt cache; None: not reported
+    reasoning_tokens: int | None = None  # of the completion tokens; None: not reported
+    tokens: dict = field(default_factory=dict)  # token ids and logprobs, when the endpoint captures them (capture.py)
 
     def usage(self) -> dict:
-        """What the reply cost, the same whether it came from the endpoint or the cache (rows stay reproducible)."""
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens, "llm_calls": 1, "cost_usd": self.cost_usd}
+        """What the reply cost, the same whether it came from the endpoint or the cache (rows stay reproducible).
+        Cached and reasoning tokens appear only where the endpoint reported them."""
+        usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens, "llm_calls": 1, "cost_usd": self.cost_usd}
+        for key in ("cached_tokens", "reasoning_tokens"):
+            if getattr(self, key) is not None:
+                usage[key] = getattr(self, key)
+        return usage
 
     def to_cache(self) -> dict:
-        return {"text": self.text, "tool_calls": self.tool_calls, "finish_reason": self.finish_reason,
-                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens, "cost_usd": self.cost_usd}
+        """The reply as the server sent it (reasoning in its field, content untouched): how it is read is the
+        endpoint's `reasoning` setting, applied on the way out. Fields a server did not send are left out."""
+        stored = {"text": self.text, "tool_calls": self.tool_calls, "finish_reason": self.finish_reason,
+                  "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens, "cost_usd": self.cost_usd}
+        extra = {"reasoning": self.reasoning, "cached_tokens": self.cached_tokens, "reasoning_tokens": self.reasoning_tokens,
+                 "tokens": self.tokens or None}
+        return stored | {key: value for key, value in extra.items() if value is not None}
 
 
-def api_messages(messages: list[dict]) -> list[dict]:
-    """Row messages -> OpenAI request messages: tool-call arguments become JSON strings."""
+def api_messages(messages: list[dict], reasoning_history: str = "drop") -> list[dict]:
+    """Row messages -> OpenAI request messages: tool-call arguments become JSON strings; earlier turns'
+    reasoning goes back as `reasoning_history` says (pipeline/llm/reasoning.py)."""
     out = []
     for message in messages:
         if "tool_calls" in message:
             calls = [{**call, "function": {**call["function"], "arguments": json.dumps(call["function"]["arguments"], ensure_ascii=False)}}
                      for call in message["tool_calls"]]
             message = {**message, "tool_calls": calls}
-        out.append(message)
+        out.append(reasoning.history_message(message, reasoning_history))
     return out
 
 
+def _count(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def usage_details(usage: dict) -> tuple[int | None, int | None]:
+    """(cached prompt tokens, reasoning tokens) where the usage reports them: OpenAI, vLLM, OpenRouter and Gemini
+    say `prompt_tokens_details.cached_tokens`, DeepSeek `prompt_cache_hit_tokens`, Moonshot `cached_tokens`;
+    reasoning tokens are `completion_tokens_details.reasoning_tokens`."""
+    prompt = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
+    completion = usage.get("completion_tokens_details") if isinstance(usage.get("completion_tokens_details"), dict) else {}
+    cached = next((n for n in map(_count, (prompt.get("cached_tokens"), usage.get("prompt_cache_hit_tokens"), usage.get("cached_tokens")))
+                   if n is not None), None)
+    return cached, _count(completion.get("reasoning_tokens"))
+
+
 def parse_reply(mode: str, data: dict) -> Reply:
-    """A response body -> Reply; a body without the expected shape is a (retryable) malformed reply."""
+    """A response body -> Reply; a body without the expected shape is a (retryable) malformed reply. Reasoning
+    fields, cached and reasoning token counts, token ids and logprobs are read where present (never required)."""
     try:
         choice = data["choices"][0]
         usage = data.get("usage") or {}
+        thought = None
         if mode == "completion":
             text, calls = choice["text"], []
         else:
@@ -96,7 +129,12 @@ def parse_reply(mode: str, data: dict) -> Reply:
             text = message.get("content")
             calls = [{"id": c.get("id"), "name": c["function"]["name"], "arguments": c["function"].get("arguments") or ""}
                      for c in message.get("tool_calls") or []]
-        return Reply(text, calls, choice.get("finish_reason"), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+            thought = next((v for v in (message.get("reasoning_content"), message.get("reasoning")) if isinstance(v, str) and v), None)
+        prompt_tokens, completion_tokens = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        cached, reasoning_tokens = usage_details(usage)
+        return Reply(text, calls, choice.get("finish_reason"), prompt_tokens, completion_tokens, reasoning=thought,
+                     cached_tokens=None if cached is None else min(cached, prompt_tokens), reasoning_tokens=reasoning_tokens,
+                     tokens=capture.from_reply(mode, data, choice))
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise LLMError("malformed", f"response body has no usable choice ({type(exc).__name__}: {exc})", retryable=True) from None
 
@@ -176,13 +214,16 @@ class LLMClient:
         self.batch = None  # a pipeline.llm.batch.BatchRounds when the endpoint uses the Batch API
 
     async def chat(self, messages: list[dict], *, tools: list[dict] | None = None, sample_key=None, **params) -> Reply:
-        body = {"model": self.model, "messages": api_messages(messages), **params}
+        """One chat request; the reply's reasoning is read as the endpoint's `reasoning` setting says."""
+        body = {"model": self.model, "messages": api_messages(messages, self.profile["reasoning_history"]), **params,
+                **capture.request_params("chat", self.profile["capture"])}
         if tools:
             body["tools"] = tools
-        return await self.request("chat", body, sample_key)
+        return reasoning.read(await self.request("chat", body, sample_key), self.profile["reasoning"])
 
     async def complete(self, prompt: str, *, sample_key=None, **params) -> Reply:
-        return await self.request("completion", {"model": self.model, "prompt": prompt, **params}, sample_key)
+        body = {"model": self.model, "prompt": prompt, **params, **capture.request_params("completion", self.profile["capture"])}
+        return await self.request("completion", body, sample_key)
 
     async def request(self, mode: str, body: dict, sample_key=None) -> Reply:
         """Send one request body (or answer it from the cache); raises LLMError, EndpointStopped or Deferred."""
@@ -209,14 +250,14 @@ class LLMClient:
         self.record(key, reply)
         return reply
 
-    def record(self, key: str, reply: Reply) -> None:
-        """Price a definitive reply, count it and store it in the cache."""
-        reply.cost_usd = self.cost(reply.prompt_tokens, reply.completion_tokens)
+    def record(self, key: str, reply: Reply, batch: bool = False) -> None:
+        """Price a definitive reply (a Batch API one at the batch discount), count it and store it in the cache."""
+        reply.cost_usd = self.cost(reply, batch)
         self.stats["spent_usd"] += reply.cost_usd
         self.spent = self.cache.put(key, self.name, self.model, reply.to_cache(), reply.cost_usd)
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.profile["price_input_per_mtok"] + completion_tokens * self.profile["price_output_per_mtok"]) / 1e6
+    def cost(self, reply: Reply, batch: bool = False) -> float:
+        return pricing.cost_usd(self.profile, reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens or 0, batch)
 
     def check_alive(self) -> None:
         """Raise EndpointStopped, naming how and with the end of its log, when the endpoint's local server died."""

@@ -24,6 +24,7 @@ class Turn:
     error: str | None = None
     usage: dict = field(default_factory=lambda: dict(ZERO_USAGE))
     raw: str | None = None  # what the model emitted, where the message does not show it (e.g. broken tool calls)
+    tokens: dict | None = None  # the reply's token ids and logprobs, where the endpoint captures them (llm/capture.py)
 
 
 class Policy(Protocol):
@@ -42,6 +43,7 @@ class Episode:
     error: str | None = None
     usage: dict = field(default_factory=lambda: dict(ZERO_USAGE))
     seconds: float = 0.0
+    tokens: list[dict] | None = None  # one entry per assistant message whose reply carried token data
 
 
 def start_episode(task: dict, fmt: Format) -> Episode:
@@ -68,9 +70,11 @@ def _step(index: int, message_index: int, action: Action | None, turn: Turn, sec
     }
 
 
-def _add_usage(total: dict, usage: dict) -> None:
-    for key in ZERO_USAGE:
-        total[key] += usage.get(key, 0)
+def add_usage(total: dict, usage: dict) -> None:
+    """Sum a reply's usage into the episode's; counts only some endpoints report (cached, reasoning tokens)
+    appear once one reply had them."""
+    for key, value in usage.items():
+        total[key] = total.get(key, 0) + value
 
 
 async def run_episode(task: dict, policy: Policy, fmt: Format, env: Env, max_steps: int, user=None) -> Episode:
@@ -84,11 +88,13 @@ async def run_episode(task: dict, policy: Policy, fmt: Format, env: Env, max_ste
     for index in range(max_steps):
         t0 = time.perf_counter()
         turn = await policy.next_turn(episode)
-        _add_usage(episode.usage, turn.usage)
+        add_usage(episode.usage, turn.usage)
         if turn.message is None:
             episode.error = f"step {index}: {turn.error}"
             break
         episode.messages.append(turn.message)
+        if turn.tokens is not None:
+            episode.tokens = (episode.tokens or []) + [{"message_index": len(episode.messages) - 1, **turn.tokens}]
         step = _step(index, len(episode.messages) - 1, turn.action, turn, time.perf_counter() - t0, fmt)
         episode.steps.append(step)
         if turn.action is None:

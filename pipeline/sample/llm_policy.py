@@ -4,12 +4,16 @@ Chat mode sends the episode's messages (and, for function_calling, the tools); c
 format's few-shot text prompt and stores `prefix + generated text` as the assistant message. A reply that
 does not fit the format is data about the teacher: the turn carries the parse error and the episode ends.
 A request that failed for good (LLMError) ends the episode with the error on the row.
+
+A chat reply's reasoning becomes the message's `reasoning_content` (out of `content`, so the format parses
+the answer alone); token ids and logprobs, where the endpoint captures them, travel with the turn.
 """
 
 import json
 
 from pipeline.formats import Format, FormatError
 from pipeline.formats.function_calling import parse_arguments
+from pipeline.llm import capture
 from pipeline.llm.client import LLMClient, LLMError, Reply
 from pipeline.sample.agent import Episode, Turn
 
@@ -20,18 +24,19 @@ def message_from_reply(fmt: Format, reply: Reply) -> tuple[dict, str | None]:
     Tool-call arguments become objects; a tool call whose arguments are not a JSON object cannot be stored as
     a tool call, so the message is left empty and the raw reply goes to the step's raw_action."""
     text = (reply.text or "").strip()
+    thought = {"reasoning_content": reply.reasoning.strip()} if reply.reasoning and reply.reasoning.strip() else {}
     if not fmt.native_tools or not reply.tool_calls:
-        return {"role": "assistant", "content": text}, None
+        return {"role": "assistant", "content": text, **thought}, None
     raw = json.dumps({"content": reply.text, "tool_calls": reply.tool_calls}, ensure_ascii=False)
     try:
         calls = [{"id": call["id"] or f"call_{i}", "type": "function", "function": {"name": call["name"], "arguments": parse_arguments(call["arguments"])}}
                  for i, call in enumerate(reply.tool_calls)]
     except FormatError:
-        return {"role": "assistant", "content": ""}, raw
+        return {"role": "assistant", "content": "", **thought}, raw
     message = {"role": "assistant", "tool_calls": calls}
     if text:
         message["content"] = text
-    return message, raw
+    return {**message, **thought}, raw
 
 
 class LLMPolicy:
@@ -56,9 +61,11 @@ class LLMPolicy:
                 message, raw = message_from_reply(fmt, reply)
         except LLMError as exc:
             return Turn(None, None, error=f"LLM request failed: {exc}")
+        settings = self.client.profile["capture"]
+        tokens = capture.entry(reply.tokens, settings) if settings["logprobs"] or settings["token_ids"] else None
         try:
             action = fmt.parse_message(message)
         except FormatError as exc:
             cut = " (the reply was cut off at max_tokens)" if reply.finish_reason == "length" else ""
-            return Turn(message, None, error=f"unparseable reply: {exc}{cut}", usage=reply.usage(), raw=raw)
-        return Turn(message, action, usage=reply.usage(), raw=raw)
+            return Turn(message, None, error=f"unparseable reply: {exc}{cut}", usage=reply.usage(), raw=raw, tokens=tokens)
+        return Turn(message, action, usage=reply.usage(), raw=raw, tokens=tokens)

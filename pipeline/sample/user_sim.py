@@ -14,6 +14,7 @@ with the reason on the row (`error`) and in `meta.conversation.ended_by`.
 """
 
 from pipeline.llm.client import LLMClient, LLMError
+from pipeline.sample.agent import add_usage
 
 STOP = "###STOP###"
 GREETING = "Hi! How can I help you today?"
@@ -59,8 +60,7 @@ class UserSimulator:
                                            temperature=self.spec["temperature"], max_tokens=self.spec["max_tokens"])
         except LLMError as exc:
             return None, f"the simulated user's endpoint failed: {exc}"
-        for key, value in reply.usage().items():
-            episode.usage[key] += value
+        add_usage(episode.usage, reply.usage())
         text = (reply.text or "").strip()
         return (text, None) if text else (None, "the simulated user sent an empty message")
 
