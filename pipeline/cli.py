@@ -119,7 +119,7 @@ def cmd_export(args) -> int:
     verified = sorted((run_dir / STAGE_DIRS["verify"]).glob("part-*.parquet"))
     if args.view in views.NEEDS_FAILED and not verified:
         raise UserError(f"{run_dir}: --view {args.view} pairs passed with failed trajectories and reads them from verified/, which is empty")
-    counts = views.write_view(args.view, dataset_dir, Path(args.out), verified)
+    counts = views.write_view(args.view, dataset_dir, Path(args.out), verified, args.reasoning)
     print(f"export {args.view}: " + ", ".join(f"{split} {n}" for split, n in counts.items()) + f" row(s) in {args.out}")
     return 0
 
@@ -317,9 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="write the folder that would be uploaded, upload nothing")
     p.add_argument("--out", help="with --dry-run: where to write it")
     p.set_defaults(func=cmd_publish)
-    p = sub.add_parser("export", help="write an export view of a curated run (trl, sharegpt, react, dpo, dpo_step)")
+    p = sub.add_parser("export", help="write an export view of a curated run (trl, sharegpt, react, dpo, dpo_step, rl)")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--view", required=True, help="trl, sharegpt, react, dpo, dpo_step, ... (`trajforge list views`)")
+    p.add_argument("--view", required=True, help="trl, sharegpt, react, dpo, dpo_step, rl, ... (`trajforge list views`)")
+    p.add_argument("--reasoning", choices=["render", "drop"], default="render",
+                   help="sharegpt and react views: reasoning_content as a <think> block before the reply, or left out")
     p.add_argument("--out", required=True, help="folder for {split}-k-of-n.parquet files")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("validate", help="check Parquet/JSONL files of tasks or trajectories against the schemas")

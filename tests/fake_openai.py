@@ -6,9 +6,15 @@
         ...
         server.completions                             # [(path, body, monotonic arrival time)]
 
-Completion requests take the next fault if any, else `responder(path, body) -> reply text or
-{"tool_calls": [...], "content": ...}`. It serves /models, /chat/completions, /completions, and enough of
-/files and /batches for the Batch API path (`hold_batches` keeps jobs in_progress until released).
+Completion requests take the next fault if any, else `responder(path, body) -> reply text or a dict`:
+{"content", "tool_calls", "finish_reason"}, and the shapes reasoning servers use: "reasoning_content" or
+"reasoning" (message fields), "usage" (merged over the default usage, e.g. prompt_tokens_details or DeepSeek's
+prompt_cache_hit_tokens), "logprobs" ([(token, logprob)]), "token_ids" and "prompt_token_ids" (vLLM's
+return_token_ids). `counting=True` reports usage as a server would: prompt and completion tokens counted with
+a word-and-punctuation tokenizer, and cached tokens = the longest token prefix shared with an earlier prompt
+(prompt caching), so a changed prefix shows as fewer cached tokens. It serves /models, /chat/completions,
+/completions, and enough of /files and /batches for the Batch API path (`hold_batches` keeps jobs in_progress
+until released). `raw_bodies` keeps the request bytes as they arrived.
 """
 
 import asyncio
@@ -38,27 +44,57 @@ def final_answer(path: str, body: dict):
     return "Thought: I know it.\nFinal Answer: 42"
 
 
+TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> list[str]:
+    return TOKEN.findall(text)
+
+
+def prompt_text(body: dict) -> str:
+    """What a server would tokenize as the prompt: the tools, then the messages (or the completion prompt)."""
+    if "prompt" in body:
+        return body["prompt"]
+    return json.dumps(body.get("tools") or [], ensure_ascii=False) + json.dumps(body["messages"], ensure_ascii=False)
+
+
 def completion_body(path: str, body: dict, reply) -> dict:
-    usage = {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
+    reply = {"content": reply} if isinstance(reply, str) else reply
+    usage = {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20, **reply.get("usage", {})}
     if path.endswith("/chat/completions"):
-        reply = {"content": reply} if isinstance(reply, str) else reply
         calls = [{"id": c.get("id", f"call_{i}"), "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
                  for i, c in enumerate(reply.get("tool_calls", []))]
         message = {"role": "assistant", "content": reply.get("content")}
+        message.update({key: reply[key] for key in ("reasoning_content", "reasoning") if key in reply})
         if calls:
             message["tool_calls"] = calls
         choice = {"index": 0, "message": message, "finish_reason": reply.get("finish_reason", "tool_calls" if calls else "stop")}
-        return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body["model"], "choices": [choice], "usage": usage}
-    choice = {"index": 0, "text": reply, "finish_reason": "stop", "logprobs": None}
-    return {"id": "cmpl-fake", "object": "text_completion", "created": 0, "model": body["model"], "choices": [choice], "usage": usage}
+        if "logprobs" in reply:
+            choice["logprobs"] = {"content": [{"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []} for t, lp in reply["logprobs"]]}
+        out = {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body["model"], "choices": [choice], "usage": usage}
+    else:
+        choice = {"index": 0, "text": reply["content"], "finish_reason": reply.get("finish_reason", "stop"), "logprobs": None}
+        if "logprobs" in reply:
+            choice["logprobs"] = {"tokens": [t for t, _ in reply["logprobs"]], "token_logprobs": [lp for _, lp in reply["logprobs"]],
+                                  "top_logprobs": None, "text_offset": []}
+        out = {"id": "cmpl-fake", "object": "text_completion", "created": 0, "model": body["model"], "choices": [choice], "usage": usage}
+    if "token_ids" in reply:
+        choice["token_ids"] = reply["token_ids"]
+    if "prompt_token_ids" in reply:
+        out["prompt_token_ids"] = reply["prompt_token_ids"]
+    return out
 
 
 class FakeOpenAI:
-    def __init__(self, models=("fake-model",), responder=final_answer, latency: float = 0.0, max_concurrency: int | None = None):
+    def __init__(self, models=("fake-model",), responder=final_answer, latency: float = 0.0, max_concurrency: int | None = None,
+                 counting: bool = False):
         self.models, self.responder, self.latency = list(models), responder, latency
         self.max_concurrency = max_concurrency
+        self.counting = counting
+        self.prompts: list[list[str]] = []  # token lists of earlier prompts (counting=True): the prompt cache
         self.faults: list[Fault] = []
         self.completions: list[tuple[str, dict, float]] = []
+        self.raw_bodies: list[bytes] = []
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict] = {}
         self.hold_batches = False
@@ -102,7 +138,9 @@ class FakeOpenAI:
         return web.json_response({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]})
 
     async def complete(self, request):
-        body = await request.json()
+        raw = await request.read()
+        body = json.loads(raw)
+        self.raw_bodies.append(raw)
         self.completions.append((request.path, body, time.monotonic()))
         fault = self.faults.pop(0) if self.faults else None
         if fault and fault.delay:
@@ -117,11 +155,29 @@ class FakeOpenAI:
                 await asyncio.sleep(self.latency)
         elif self.latency:
             await asyncio.sleep(self.latency)
-        return web.json_response(completion_body(request.path, body, self.responder(request.path, body)))
+        return web.json_response(self.answer(request.path, body))
+
+    def answer(self, path: str, body: dict) -> dict:
+        out = completion_body(path, body, self.responder(path, body))
+        if self.counting:
+            out["usage"] = self.counted_usage(body, out["choices"][0])
+        return out
+
+    def counted_usage(self, body: dict, choice: dict) -> dict:
+        prompt = count_tokens(prompt_text(body))
+        cached = max((next((i for i, (a, b) in enumerate(zip(prompt, seen)) if a != b), min(len(prompt), len(seen))) for seen in self.prompts),
+                     default=0)
+        self.prompts.append(prompt)
+        message = choice.get("message") or {}
+        generated = (choice.get("text") or message.get("content") or "") + (message.get("reasoning_content") or message.get("reasoning") or "")
+        generated += "".join(c["function"]["name"] + c["function"]["arguments"] for c in message.get("tool_calls") or [])
+        completion = len(count_tokens(generated))
+        return {"prompt_tokens": len(prompt), "completion_tokens": completion, "total_tokens": len(prompt) + completion,
+                "prompt_tokens_details": {"cached_tokens": cached}}
 
     def answer_line(self, line: dict) -> dict:
         path = line["url"].removeprefix("/v1")
-        body = completion_body("/v1" + path, line["body"], self.responder("/v1" + path, line["body"]))
+        body = self.answer("/v1" + path, line["body"])
         return {"id": f"req-{next(self._ids)}", "custom_id": line["custom_id"], "response": {"status_code": 200, "body": body}, "error": None}
 
     async def upload(self, request):

@@ -21,7 +21,7 @@ from tests.helpers import make_trajectory
 TEMPLATE = (Path(__file__).parent / "data" / "qwen2_5.jinja").read_text()
 
 
-def render(messages: list[dict], tools: list[dict] | None) -> str:
+def render(messages: list[dict], tools: list[dict] | None, template: str = TEMPLATE) -> str:
     """transformers' chat-template environment: sandboxed, trim/lstrip blocks, loop controls, a tojson that
     keeps non-ASCII, raise_exception."""
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
@@ -31,7 +31,7 @@ def render(messages: list[dict], tools: list[dict] | None) -> str:
         raise jinja2.TemplateError(message)
 
     env.globals["raise_exception"] = raise_exception
-    return env.from_string(TEMPLATE).render(messages=messages, tools=tools, add_generation_prompt=False)
+    return env.from_string(template).render(messages=messages, tools=tools, add_generation_prompt=False)
 
 
 def load_trl_rows(tmp_path, rows: list[dict]) -> list[dict]:

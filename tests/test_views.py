@@ -37,7 +37,7 @@ def test_sharegpt_view_maps_roles_and_keeps_tools_as_json():
 
 def test_react_view_is_the_same_text_for_every_format_of_a_trajectory():
     cota, text_react = make_trajectory("sql_table", 3, "cota"), make_trajectory("sql_table", 3, "react")
-    [a], [b] = react.build([cota], None), react.build([text_react], None)
+    [a], [b] = react.build([cota], views.Context()), react.build([text_react], views.Context())
     assert a["text"] == b["text"]
     assert f"Question: {cota['instruction']}" in a["text"] and "Action: sql" in a["text"]
     assert "\nObservation: " in a["text"] and a["text"].endswith(f"Final Answer: {cota['final_answer']}")

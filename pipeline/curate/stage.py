@@ -161,7 +161,7 @@ class CurateStage:
         files = write_splits(paths, catalog.column("shard").to_numpy(), catalog.column("row").to_numpy(), split_of,
                              tmp / "data", rows_per_shard, group_rows, self.stage_hash, progress)
         counts = {split: int((split_of == split).sum()) for split in files}
-        view_counts = {name: views.write_view(name, tmp, tmp / name, paths) for name in self.section["views"]}
+        view_counts = {name: views.write_view(name, tmp, tmp / name, paths, self.section["view_reasoning"]) for name in self.section["views"]}
         steps, removed = funnel(reason)
         report = {"funnel": steps, "removed": removed, "contaminated": result.contaminated, "mix": mix_table,
                   "near_dedup": lsh, "rows_per_shard": rows_per_shard, "row_group_rows": group_rows}

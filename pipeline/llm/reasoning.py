@@ -17,8 +17,6 @@ template renders it) or `tags` (a `<think>` block before the content).
 from dataclasses import replace
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-READ_MODES = ("auto", "field", "tags", "off")
-HISTORY_MODES = ("drop", "field", "tags")
 
 
 def from_tags(text: str | None) -> tuple[str | None, str | None]:
@@ -41,7 +39,7 @@ def from_tags(text: str | None) -> tuple[str | None, str | None]:
 
 def read(reply, mode: str):
     """The reply with its reasoning moved out of `text` into `reasoning`, as `mode` says (a new Reply)."""
-    if mode == "off":
+    if mode in ("off", False):  # YAML reads a bare `off` as false
         return replace(reply, reasoning=None)
     if mode == "field" or (mode == "auto" and reply.reasoning):
         return reply

@@ -19,6 +19,7 @@ VIEW_NOTES = {
     "react": "one plain-text ReAct transcript per trajectory (`text`)",
     "dpo": "preference pairs: a passed vs a failed trajectory of the same task (prompt / chosen / rejected / tools)",
     "dpo_step": "step-level preference pairs at a failed trajectory's first bad step",
+    "rl": "trajectories with the teacher's sampled token ids and logprobs per assistant turn (`tokens`), and the verify score",
 }
 
 

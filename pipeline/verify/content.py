@@ -24,6 +24,7 @@ REFUSAL = re.compile(
 )
 SPECIAL_TOKENS = re.compile(r"<\|[a-z_]+\|>|<(?:start|end)_of_turn>|</?s>|\[/?INST\]|<eos>|<bos>|<pad>|<unk>")
 REPEATED_RUN = re.compile(r"(.)\1{49,}", re.DOTALL)
+THINK_TAG = re.compile(r"</?think>")
 
 
 def _assistant_texts(row: dict):
@@ -87,10 +88,16 @@ def refusal_problem(row: dict) -> str | None:
 
 
 def junk_problem(row: dict) -> str | None:
-    for i, text in _assistant_texts(row):
-        message = row["messages"][i]
+    """Junk in what the assistant answered. A reasoning model's reasoning_content is its own field, free-form
+    thinking, and not checked here; a think tag left in content means the reasoning was not split off."""
+    for i, message in enumerate(row["messages"]):
+        if message.get("role") != "assistant":
+            continue
+        text = message.get("content") or ""
         if not text.strip() and not message.get("tool_calls"):
             return f"messages[{i}] is empty"
+        if match := THINK_TAG.search(text):
+            return f"messages[{i}] has {match.group(0)!r} in its content (reasoning left in the answer)"
         if match := SPECIAL_TOKENS.search(text):
             return f"messages[{i}] contains the template token {match.group(0)!r}"
         if row["format"] != "function_calling" and re.search(r"^\s*Observation\s*:", text, re.MULTILINE):

@@ -26,11 +26,14 @@ def _clip(text: str | None, limit: int = MAX_OBSERVATION_CHARS) -> str:
 
 
 def render_trajectory(row: dict, with_truth: bool) -> str:
-    """What a judge reads: the task, the tools, every step, the final answer (and the reference answer for
-    rubrics that compare with it)."""
+    """What a judge reads: the task, the tools, every step (with a reasoning model's reasoning), the final
+    answer (and the reference answer for rubrics that compare with it)."""
     tools = (row.get("meta") or {}).get("tools") or [t["function"]["name"] for t in row.get("tools") or []]
     lines = [f"TASK:\n{row['instruction']}", f"TOOLS AVAILABLE: {', '.join(tools) or 'none'}", "TRAJECTORY:"]
     for step in row["steps"]:
+        message = row["messages"][step["message_index"]] if 0 <= step["message_index"] < len(row["messages"]) else {}
+        if message.get("reasoning_content"):
+            lines.append(f"[step {step['index']}] reasoning: {_clip(message['reasoning_content'])}")
         lines.append(f"[step {step['index']}] thought: {step['thought'] or '(none)'}")
         if step["action_type"] == "final_answer":
             lines.append(f"[step {step['index']}] final answer: {row.get('final_answer')}")

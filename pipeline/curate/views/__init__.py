@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from pipeline import rows as rowlib
 from pipeline import shards
-from pipeline.curate.views import dpo, react, sharegpt, trl
+from pipeline.curate.views import dpo, react, rl, sharegpt, trl
 from pipeline.curate.write import shard_file
 
 VIEWS = {
@@ -22,6 +22,7 @@ VIEWS = {
     "react": (react.SCHEMA, react.build),
     "dpo": (dpo.SCHEMA, dpo.trajectory_pairs),
     "dpo_step": (dpo.SCHEMA, dpo.step_pairs),
+    "rl": (rl.SCHEMA, rl.build),
 }
 NEEDS_FAILED = {"dpo", "dpo_step"}
 
@@ -29,6 +30,7 @@ NEEDS_FAILED = {"dpo", "dpo_step"}
 @dataclass
 class Context:
     failed: dict[str, list[dict]] = field(default_factory=dict)
+    reasoning: str = "render"  # curate.view_reasoning: how text views show reasoning_content
 
 
 def failed_rows(verified: list[Path]) -> dict[str, list[dict]]:
@@ -43,12 +45,12 @@ def failed_rows(verified: list[Path]) -> dict[str, list[dict]]:
     return out
 
 
-def write_view(name: str, dataset_dir: Path, out_dir: Path, verified: list[Path]) -> dict[str, int]:
+def write_view(name: str, dataset_dir: Path, out_dir: Path, verified: list[Path], reasoning: str) -> dict[str, int]:
     """data/{split}-k-of-n.parquet -> out_dir/{split}-j-of-m.parquet in the view's layout; returns rows per split.
     Data files whose rows give no view rows (e.g. no preference pair) give no file: `datasets` cannot read an
     empty Parquet file, so the view's files are numbered over the non-empty ones."""
     schema, build = VIEWS[name]
-    context = Context(failed_rows(verified) if name in NEEDS_FAILED else {})
+    context = Context(failed_rows(verified) if name in NEEDS_FAILED else {}, reasoning)
     parts: dict[str, list[Path]] = {}
     counts: dict[str, int] = {}
     for path in sorted((dataset_dir / "data").glob("*.parquet")):

@@ -1,11 +1,13 @@
 """The `react` view: one plain-text ReAct transcript per trajectory (tool list, Question, Thought / Action /
 Action Input / Observation lines, Final Answer), rendered from the steps so every format reads the same: text
-for base-model or completion-style training."""
+for base-model or completion-style training. A step's reasoning is a `<think>` block before its Thought (or
+dropped: `curate.view_reasoning`)."""
 
 import json
 
 import pyarrow as pa
 
+from pipeline.curate.views.reasoning import think_block
 from pipeline.formats import react
 from pipeline.formats.base import Action
 from pipeline.tools import TOOLS
@@ -27,9 +29,12 @@ def _step_text(step: dict) -> str:
     return text + (f"\nObservation: {step['observation']}" if step["observation"] is not None else "")
 
 
-def render(row: dict) -> str:
+def render(row: dict, reasoning: str) -> str:
     lines = [react.system_prompt(tools_of(row)), "", f"Question: {row['instruction']}"]
     for step in row["steps"]:
+        message = row["messages"][step["message_index"]] if 0 <= step["message_index"] < len(row["messages"]) else {}
+        if block := think_block(message, reasoning):
+            lines.append(block.rstrip("\n"))
         if step["action_type"] == "final_answer":
             lines.append(react.render(Action(step["thought"], final_answer=row["final_answer"] or "")))
         else:
@@ -38,4 +43,4 @@ def render(row: dict) -> str:
 
 
 def build(rows: list[dict], context) -> list[dict]:
-    return [{"id": r["id"], "text": render(r)} for r in rows]
+    return [{"id": r["id"], "text": render(r, context.reasoning)} for r in rows]

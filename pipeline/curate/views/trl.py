@@ -2,7 +2,8 @@
 
 `messages` keep tool-call arguments as objects (chat templates serialize them) and `tools` is the OpenAI tool
 list or null (text formats describe their tools in the system prompt). `train_mask` keeps the per-message loss
-mask for trainers that honour it.
+mask for trainers that honour it. An assistant message's `reasoning_content` stays in the message: templates that
+know it render it (Qwen3's, as a `<think>` block on the turns after the last user query), others ignore it.
 """
 
 import pyarrow as pa
