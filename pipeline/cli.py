@@ -12,10 +12,12 @@ Examples:
   trajforge publish runs/quickstart --repo-id me/agent-trajectories   # token from HF_TOKEN
   trajforge export runs/quickstart --view trl --out /tmp/trl
   trajforge sample configs/run.yaml --batch             # LLM teachers through the Batch API, one round per step
+  trajforge plan configs/run.yaml --probe 3             # requests, tokens and dollars before spending
   trajforge local-teacher start                         # the embedded llama.cpp teacher, for manual use
 """
 
 import argparse
+import inspect
 import json
 import logging
 import os
@@ -63,6 +65,10 @@ def _run(args, stages: list[str] | None) -> int:
         raise UserError("--dry-run needs --out DIR (the folder publish would upload)")
     executor = {"name": args.executor, "address": args.address, "publish_out": getattr(args, "out", None)}
     runner.preflight(stages, config, executor)
+    if spec.count == 1:  # one shard of an array is no whole run to plan
+        from pipeline import plan
+
+        plan.guard(config, stages, Path(args.run_dir or implied_dir or Path("runs") / config.name), args.go_on)
     run_dir = runner.open_run(config, args.run_dir or implied_dir, args.reconfigure)
     runner.run_stages(stages, config, run_dir, spec, executor=executor)
     print(f"run directory: {run_dir}; report: {report.write(run_dir)}")
@@ -77,6 +83,34 @@ def cmd_stage(args) -> int:
     if args.command == "curate" and args.shard:
         raise UserError("curate reads every shard at once: run it without --shard, after all shards are verified")
     return _run(args, [args.command])
+
+
+def cmd_plan(args) -> int:
+    """Estimate what a run asks of its endpoints, without sending anything (or N real episodes with --probe N).
+
+    Examples:
+      trajforge plan configs/run.yaml                       # from the config alone
+      trajforge plan configs/run.yaml --probe 3             # measure 3 real episodes per teacher and format first
+      trajforge plan configs/run.yaml --measure runs/pilot  # correct with a pilot run's episodes
+      trajforge plan runs/big --json                        # what remains of a run, as JSON
+    """
+    from pipeline import config as configlib
+    from pipeline import plan
+
+    config, implied_dir = load_config(args.config, args.set)
+    stages = args.stages.split(",") if args.stages else config["run"]["stages"]
+    unknown = [s for s in stages if s not in configlib.STAGES]
+    if unknown:
+        raise UserError(f"--stages: unknown stage(s) {', '.join(unknown)} (stages: {', '.join(configlib.STAGES)})")
+    if args.batch:
+        for profile in config["endpoints"].values():
+            profile["batch"] = True
+    run_dir = args.run_dir or implied_dir or Path("runs") / config.name
+    if args.measure and not (args.measure / "trajectories").is_dir():
+        raise UserError(f"--measure {args.measure}: not a run directory with trajectories/")
+    made = plan.make(config, stages, run_dir, args.measure, args.probe)
+    print(json.dumps(made.to_json(), indent=2) if args.json else plan.table(made))
+    return 0
 
 
 def _publish(dataset_dir: Path, repo_id: str | None, private: bool, config, rerun: str) -> None:
@@ -289,6 +323,7 @@ def _stage_options(p: argparse.ArgumentParser, shard: bool = True) -> None:
         p.add_argument("--executor", choices=["local", "ray"], default="local", help="where row-stage shards run (ray: trajforge[ray])")
         p.add_argument("--address", help="with --executor ray: the cluster address (default: start a local Ray instance)")
         p.add_argument("--batch", action="store_true", help="send LLM requests through the Batch API (one round per agent step)")
+        p.add_argument("--go-on", action="store_true", help="start even when the plan expects more than an endpoint's budget_usd")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. sample.teachers[0].temperature=0.7")
     p.add_argument("--reconfigure", action="store_true", help="accept a changed config for an existing run dir and redo the stages it changes")
     p.add_argument("--allow-weak-sandbox", action="store_true",
@@ -308,6 +343,17 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=f"run the {name} stage alone")
         _stage_options(p)
         p.set_defaults(func=cmd_stage)
+    p = sub.add_parser("plan", help="estimate requests, tokens and dollars per stage and endpoint, before spending",
+                       description=inspect.cleandoc(cmd_plan.__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", metavar="CONFIG", help="a YAML config, or a run directory")
+    p.add_argument("--run-dir", type=Path, help="the run to plan (default: runs/<run.name>); its finished shards cost nothing more")
+    p.add_argument("--stages", help="comma-separated stages (default: run.stages of the config)")
+    p.add_argument("--measure", type=Path, metavar="RUN_DIR", help="correct the estimate with the episodes of this (pilot) run")
+    p.add_argument("--probe", type=int, default=0, metavar="N", help="send N real episodes per teacher and format (and judge them) to measure")
+    p.add_argument("--batch", action="store_true", help="plan for the Batch API (its discount)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_plan)
     p = sub.add_parser("publish", help="upload the curated dataset to the Hugging Face Hub (or --dry-run to a folder)")
     p.add_argument("config", metavar="CONFIG_OR_RUN_DIR")
     p.add_argument("--run-dir", type=Path)

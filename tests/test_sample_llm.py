@@ -89,7 +89,7 @@ def test_rerun_of_finished_work_makes_zero_requests(tmp_path, server):
 
 def test_budget_stop_leaves_unfinished_shards_for_a_later_run(tmp_path, server, capsys):
     prices = {"price_input_per_mtok": 50.0, "price_output_per_mtok": 50.0, "max_concurrency": 1}  # $0.001 a request
-    assert run(tmp_path, llm_config(server, tasks=6, budget_usd=0.0035, **prices)) == 3
+    assert run(tmp_path, llm_config(server, tasks=6, budget_usd=0.0035, **prices), "--go-on") == 3  # past the plan's refusal
     assert "budget_usd=0.0035 reached" in capsys.readouterr().err
     assert len(server.completions) == 4
     written = rows(tmp_path, "trajectories")
@@ -211,7 +211,7 @@ def test_budget_is_shared_by_worker_processes(tmp_path, server, capsys):
     prices = {"price_input_per_mtok": 50.0, "price_output_per_mtok": 50.0, "max_concurrency": 2}  # $0.001 a request
     config = llm_config(server, tasks=8, rows_per_shard=1, budget_usd=0.0035, **prices)
     config["run"]["workers"] = 2
-    assert run(tmp_path, config) == 3
+    assert run(tmp_path, config, "--go-on") == 3
     assert "budget_usd=0.0035 reached" in capsys.readouterr().err
     assert 4 <= len(server.completions) <= 5  # each worker stops once the shared spend reaches the budget
 
