@@ -10,7 +10,7 @@ PACKAGE = ROOT / "pipeline"
 # Top to bottom. A module may import its own layer and the layers below it, never one above.
 LAYERS = [
     {"pipeline.cli", "pipeline.show", "pipeline.__main__", "pipeline.config_check", "pipeline.view"},
-    {"pipeline.runner", "pipeline.summary", "pipeline.report"},
+    {"pipeline.runner", "pipeline.summary", "pipeline.report", "pipeline.plan"},
     {"pipeline.executors"},
     {"pipeline.shardjob"},
     {"pipeline.synthesize", "pipeline.sample", "pipeline.verify", "pipeline.curate", "pipeline.publish"},

@@ -35,7 +35,7 @@ def ask(tmp_path, reply, mode="chat", messages=HELLO, **settings):
 
 @pytest.mark.parametrize("shape", [
     {"reasoning_content": "6 times 7 is 42.", "content": "42"},  # DeepSeek, SGLang, llama.cpp, older vLLM
-    {"reasoning": "6 times 7 is 42.", "content": "42"},  # vLLM 0.10+, OpenRouter
+    {"reasoning": "6 times 7 is 42.", "content": "42"},  # newer vLLM, OpenRouter
     {"content": "<think>\n6 times 7 is 42.\n</think>\n\n42"},  # Qwen3 served raw
     {"content": "6 times 7 is 42.\n</think>\n\n42"},  # R1 distill: the template opened <think> in the prompt
 ])

@@ -1,8 +1,8 @@
 """Reasoning traces: where a server puts a reasoning model's thinking, and how it goes back on later turns.
 
 Servers return the reasoning of a reply in one of three shapes:
-- `message.reasoning_content` (DeepSeek, SGLang, llama.cpp, vLLM before 0.10),
-- `message.reasoning` (vLLM 0.10 and later, OpenRouter, Ollama),
+- `message.reasoning_content` (DeepSeek, SGLang, llama.cpp, older vLLM),
+- `message.reasoning` (newer vLLM, OpenRouter, Ollama),
 - a `<think>...</think>` block at the start of `content` (Qwen3 or R1 distills served without a reasoning
   parser). Their chat templates often open `<think>` in the prompt, so the reply may start inside the block and
   only close it.

@@ -38,15 +38,22 @@ class Plan:
                     out[key] += value
         return out
 
-    def dominant(self) -> tuple[lines.Line, float] | None:
-        """The line with most of the expected cost (of the expected tokens, where nothing has a price)."""
-        if not self.lines:
+    def _weight(self, figures: dict) -> float:
+        """What a line weighs: its expected cost, or its expected tokens where nothing has a price."""
+        if self.total("expected")["usd"]:
+            return figures["expected"]["usd"]
+        return figures["expected"]["prompt_tokens"] + figures["expected"]["completion_tokens"]
+
+    def dominant(self, by_endpoint: bool = False) -> tuple[str, float] | None:
+        """The line (or stage and endpoint) with most of the expected cost, and its share."""
+        weights: dict[str, float] = {}
+        for line in self.lines:
+            name = f"{line.stage} on {line.endpoint}" if by_endpoint else f"{line.stage} / {line.endpoint} / {line.what}"
+            weights[name] = weights.get(name, 0.0) + self._weight(line.figures)
+        if not weights:
             return None
-        weight = (lambda line: line.figures["expected"]["usd"]) if self.total("expected")["usd"] else \
-            (lambda line: line.figures["expected"]["prompt_tokens"] + line.figures["expected"]["completion_tokens"])
-        top = max(self.lines, key=weight)
-        whole = sum(map(weight, self.lines))
-        return top, (weight(top) / whole if whole else 0.0)
+        top, whole = max(weights, key=weights.get), sum(weights.values())
+        return top, (weights[top] / whole if whole else 0.0)
 
     def to_json(self) -> dict:
         return {"lines": [{"stage": l.stage, "endpoint": l.endpoint, "what": l.what, "basis": l.basis, **l.figures} for l in self.lines],
@@ -92,10 +99,10 @@ def table(plan: Plan) -> str:
     text.insert(1, "  ".join("-" * width for width in widths))
     text.append("figures: expected (low-high); tasks " + plan.work.source
                 + (f", scaled x{plan.work.scale:.1f} from an even selection of shards" if plan.work.scale > 1 else ""))
-    text.append("measured from: " + ("; ".join(plan.measured.sources) or "nothing (the model alone: docs/llm.md#plan); "
+    text.append("measured from: " + ("; ".join(plan.measured.sources) or "nothing (the model alone: docs/llm.md, Plan); "
                                      "--probe N measures N real episodes"))
     if top := plan.dominant():
-        text.append(f"dominated by: {top[0].stage} / {top[0].endpoint} / {top[0].what} ({top[1]:.0%})")
+        text.append(f"dominated by: {top[0]} ({top[1]:.0%})")
     return "\n".join(text + plan.notes)
 
 
@@ -104,8 +111,8 @@ def summary_line(plan: Plan) -> str:
     exp = t["expected"]
     line = (f"plan: ~{_n(exp['requests'])} requests, {_n(exp['prompt_tokens'])} prompt ({_n(exp['cached_tokens'])} cached) + "
             f"{_n(exp['completion_tokens'])} completion tokens, ${exp['usd']:.4f} expected (${t['low']['usd']:.4f}-${t['high']['usd']:.4f})")
-    if top := plan.dominant():
-        line += f"; most of it: {top[0].stage}/{top[0].endpoint} ({top[1]:.0%})"
+    if top := plan.dominant(by_endpoint=True):
+        line += f"; most of it: {top[0]} ({top[1]:.0%})"
     return line + " [trajforge plan for details]"
 
 

@@ -7,7 +7,8 @@ three levels, from the config alone (measure.py corrects it with what runs measu
   OBSERVATION_TOKENS; text is CHARS_PER_TOKEN characters a token, plus MESSAGE_TOKENS per message.
 - Step k's prompt is step k-1's prompt plus its reply and the observation; where the endpoint has a cached
   price, step k-1's prompt is served from the prompt cache at low and expected (the agent loop keeps it
-  byte-identical), never at high.
+  byte-identical), never at high; at low, so is the part every episode shares (system prompt and tools,
+  everything but the instruction) and a judge's rubric.
 - A judge reads its rubric and the rendered trajectory once (twice at high: an invalid verdict is asked again).
 """
 
@@ -76,6 +77,8 @@ def episode(task: dict, fmt_name: str, teacher: dict, profile: dict, level: str,
     prompt = requests * base + growth * requests * (requests - 1) / 2
     caching = level != "high" and profile["price_cached_input_per_mtok"] is not None
     cached = (requests - 1) * base + growth * (requests - 1) * (requests - 2) / 2 if caching and requests > 1 else 0.0
+    if caching and level == "low":  # the first request's shared part, cached since an earlier episode sent it
+        cached += max(0.0, base - tokens(len(task["instruction"])) - MESSAGE_TOKENS)
     return {"requests": requests, "prompt_tokens": prompt, "cached_tokens": cached, "completion_tokens": requests * reply}
 
 
@@ -103,11 +106,12 @@ def judge_system(judge: dict, step_judge: bool) -> str:
     return STEP_RUBRIC if step_judge else SYSTEM.format(rubric=judges.rubric_text(judge))
 
 
-def judgment(system: str, rendered: float, judge: dict, level: str) -> dict:
+def judgment(system: str, rendered: float, judge: dict, level: str, caching: bool) -> dict:
     """One judge's requests about one trajectory of `rendered` characters."""
     requests = judges.ATTEMPTS if level == "high" else 1
+    cached = tokens(len(system)) if caching and level == "low" else 0.0
     return {"requests": requests, "prompt_tokens": requests * (tokens(len(system) + rendered) + 2 * MESSAGE_TOKENS),
-            "cached_tokens": 0.0, "completion_tokens": requests * judge["max_tokens"] * REPLY_SHARE[level]}
+            "cached_tokens": cached, "completion_tokens": requests * judge["max_tokens"] * REPLY_SHARE[level]}
 
 
 def blueprint(spec: dict, level: str) -> tuple[dict, dict]:

@@ -138,11 +138,12 @@ def judge_lines(config, work, measured, run_dir: Path | None) -> list[Line]:
     out = []
     for name, spec, steps in specs:
         system, total = estimate.judge_system(spec, steps), per_level()
+        caching = config["endpoints"][spec["endpoint"]]["price_cached_input_per_mtok"] is not None
         rendered = Rendered(config, measured, not steps and (spec.get("rubric") == "correctness" or spec.get("with_ground_truth", False)))
         for shard_rows in rows.values():
             for job in shard_rows:
                 for level in LEVELS:
-                    estimate.add(total[level], estimate.judgment(system, rendered.chars(*job, level), spec, level))
+                    estimate.add(total[level], estimate.judgment(system, rendered.chars(*job, level), spec, level, caching))
         average = mean(total, count)
         calibration, basis = measured.judges.get(name), "model"
         if calibration and calibration.pairs:

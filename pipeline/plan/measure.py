@@ -159,7 +159,7 @@ async def _judge_all(config, profiles: dict, rows: list[dict], folder: Path, mea
                     await judges.judge_row(client, spec, row, style)
                 replies = client.replies[before:]
                 with_truth = not steps and (spec.get("rubric") == "correctness" or spec.get("with_ground_truth", False))
-                modelled = estimate.judgment(system, len(judges.render_trajectory(row, with_truth)), spec, "expected")
+                modelled = estimate.judgment(system, len(judges.render_trajectory(row, with_truth)), spec, "expected", False)
                 actual = {"requests": len(replies), "prompt_tokens": sum(r.prompt_tokens for r in replies),
                           "cached_tokens": sum(r.cached_tokens or 0 for r in replies), "completion_tokens": sum(r.completion_tokens for r in replies)}
                 measured.judges.setdefault(name, Calibration()).pairs.append((modelled, actual))
@@ -172,7 +172,8 @@ async def _probe(config, jobs: list[tuple], folder: Path, measured: Measured) ->
     names = {t["endpoint"] for t in teachers.values() if t["policy"] == "llm"} | {j["endpoint"] for j in config["verify"]["judges"]}
     names |= {t["user_simulator"]["endpoint"] for t in teachers.values() if "user_simulator" in t}
     names |= {config["verify"]["step_judge"]["endpoint"]} if config["verify"]["step_judge"] else set()
-    with local.serving(config["endpoints"], names, folder) as profiles:
+    with local.Serving(folder) as serving:
+        profiles = serving.profiles(config["endpoints"], names)
         served = configlib.Config({**config.data, "endpoints": profiles}, config.path)
         stage = SampleStage(served, "probe")
         async with stage.open(folder):
