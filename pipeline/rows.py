@@ -128,6 +128,25 @@ TRAJECTORY = pa.schema(
 )
 
 SCHEMAS = {"task": TASK, "trajectory": TRAJECTORY}
+# Columns added after run directories had files without them (the stage hashes stayed, so those files are
+# still read): an older file reads as if they were null. Struct fields added later (usage.cached_tokens) read
+# as null through the cast.
+ADDED_COLUMNS = {"trajectory": ("tokens",)}
+
+
+def conform(table: pa.Table, kind: str) -> pa.Table:
+    """A table written before columns or struct fields were added, in today's `kind` schema (as is when it
+    cannot be: the caller reports the mismatch)."""
+    schema = SCHEMAS[kind]
+    for name in ADDED_COLUMNS.get(kind, ()):
+        if name not in table.column_names:
+            table = table.append_column(schema.field(name), pa.nulls(table.num_rows, schema.field(name).type))
+    if table.schema.equals(schema, check_metadata=False) or any(name not in table.column_names for name in schema.names):
+        return table
+    try:
+        return table.select(schema.names).cast(schema.with_metadata(table.schema.metadata))
+    except (pa.ArrowException, ValueError):
+        return table
 
 
 def _is_json(t: pa.DataType) -> bool:

@@ -152,6 +152,7 @@ def read_table(path: Path, kind: str) -> pa.Table:
         raise UserError(f"{path}: no such file") from None
     except (OSError, pa.ArrowException) as exc:
         raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
+    table = rowlib.conform(table, kind)
     missing = [name for name in rowlib.SCHEMAS[kind].names if name not in table.column_names]
     if missing:
         raise UserError(f"{path}: not a {kind} file: missing column(s) {', '.join(missing)}")

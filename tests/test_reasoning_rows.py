@@ -9,11 +9,14 @@ import json
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from pipeline import cli, config as configlib, shards
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, calculator_solver
+from tests.helpers import make_trajectory
 from tests.solution_teacher import THOUGHT, SolutionTeacher
 from tests.test_consumer import render as render_with
 
@@ -165,6 +168,22 @@ def test_without_reasoning_or_capture_rows_and_requests_are_as_before(tmp_path):
         assert row["tokens"] is None and not any("reasoning_content" in m for m in row["messages"])
 
 
+def test_completion_mode_asks_and_stores_exactly_as_before(tmp_path):
+    with FakeOpenAI(responder=calculator_solver) as server:
+        assert run(tmp_path, config(server, "react", mode="completion")) == 0
+        requests = [body for _, body, _ in server.completions]
+    assert requests and all(set(b) == {"model", "prompt", "stop", "temperature", "max_tokens", "seed"} for b in requests)
+    for row in rows(tmp_path):
+        assert row["tokens"] is None and row["usage"]["cached_tokens"] is None and row["usage"]["reasoning_tokens"] is None
+        assert not any("reasoning_content" in m for m in row["messages"])
+
+
+def test_program_teacher_rows_fill_none_of_the_new_fields():
+    row = make_trajectory("sql_table", 2, "function_calling")
+    assert row["tokens"] is None and (row["usage"]["cached_tokens"], row["usage"]["reasoning_tokens"]) == (None, None)
+    assert not any("reasoning_content" in m for m in row["messages"])
+
+
 def test_new_endpoint_keys_at_their_defaults_keep_the_stage_hashes_of_older_configs(tmp_path):
     """A run directory's saved config from before these keys existed hashes like today's config."""
     current = configlib.load(Path(__file__).parents[1] / "configs" / "quickstart.yaml")
@@ -178,3 +197,28 @@ def test_new_endpoint_keys_at_their_defaults_keep_the_stage_hashes_of_older_conf
     assert configlib.differences(older, current.data) == []
     changed = configlib.load(Path(__file__).parents[1] / "configs" / "quickstart.yaml", ["endpoints.local.reasoning=off"])
     assert changed.stage_hash("sample") != current.stage_hash("sample") and changed.stage_hash("synthesize") == current.stage_hash("synthesize")
+
+
+def as_written_before_tokens(path: Path) -> None:
+    """Rewrite a trajectory shard as trajforge wrote it before the tokens column and the usage counts existed."""
+    table = pq.read_table(path)
+    old_usage = pa.struct([f for f in table.schema.field("usage").type if f.name not in ("cached_tokens", "reasoning_tokens")])
+    table = table.drop_columns(["tokens"])
+    table = table.set_column(table.schema.get_field_index("usage"), pa.field("usage", old_usage), table["usage"].cast(old_usage))
+    pq.write_table(table, path)
+
+
+def test_shards_written_before_the_tokens_column_are_read_by_the_next_stages(tmp_path):
+    with teacher_server(tmp_path) as server:
+        data = config(server)
+        assert run(tmp_path, data) == 0
+        for path in (tmp_path / "run" / "trajectories").glob("part-*.parquet"):
+            as_written_before_tokens(path)
+        for path in (tmp_path / "run" / "verified").glob("*part-*"):
+            path.unlink()  # verify reads the old trajectories again
+        assert run(tmp_path, data, "verify") == 0
+        for path in (tmp_path / "run" / "verified").glob("part-*.parquet"):
+            as_written_before_tokens(path)
+        assert run(tmp_path, data, "curate") == 0
+    curated = datasets.load_dataset("parquet", data_files=str(tmp_path / "run" / "dataset" / "data" / "*.parquet"), split="train")
+    assert len(curated) == 3 and curated[0]["tokens"] is None and curated[0]["usage"]["cached_tokens"] is None
