@@ -127,3 +127,13 @@ def test_batch_plans_at_the_batch_discount(tmp_path, capsys):
         batch = planned(tmp_path, data, capsys, "--batch")
     assert batch["expected"]["usd"] == pytest.approx(online["expected"]["usd"] * 0.5)
     assert batch["expected"]["requests"] == online["expected"]["requests"]
+
+
+@pytest.mark.parametrize("options, message", [(["--stages", "sample,judging"], "--stages: unknown stage(s) judging"),
+                                              (["--probe", "-1"], "--probe -1: the number"),
+                                              (["--measure", "/nonexistent"], "--measure /nonexistent: not a run directory")])
+def test_bad_plan_options_are_one_line_errors(tmp_path, capsys, options, message):
+    with Counter(responder(tmp_path)) as server:
+        assert cli_main(tmp_path, config(server), "plan", *options) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

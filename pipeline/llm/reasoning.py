@@ -40,10 +40,12 @@ def from_tags(text: str | None) -> tuple[str | None, str | None]:
 def read(reply, mode: str):
     """The reply with its reasoning moved out of `text` into `reasoning`, as `mode` says (a new Reply)."""
     if mode in ("off", False):  # YAML reads a bare `off` as false
-        return replace(reply, reasoning=None)
+        return replace(reply, reasoning=None) if reply.reasoning is not None else reply
     if mode == "field" or (mode == "auto" and reply.reasoning):
         return reply
     thought, content = from_tags(reply.text)
+    if thought is None and reply.reasoning is None:
+        return reply
     return replace(reply, reasoning=thought or None, text=content)
 
 

@@ -63,6 +63,15 @@ class Plan:
 
 def make(config, stages: list[str], run_dir: Path | None = None, measure_dir: Path | None = None, probe: int = 0) -> Plan:
     """The plan of running `stages` of `config` (into `run_dir`, whose finished shards cost nothing more)."""
+    from pipeline.stages import STAGES
+
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise UserError(f"--stages: unknown stage(s) {', '.join(unknown)} (stages: {', '.join(STAGES)})")
+    if probe < 0:
+        raise UserError(f"--probe {probe}: the number of episodes to probe must be 0 or more")
+    if measure_dir and not (measure_dir / "trajectories").is_dir():
+        raise UserError(f"--measure {measure_dir}: not a run directory with trajectories/")
     work = tasks.work(config, run_dir if run_dir and run_dir.is_dir() else None)
     measured = measure.Measured()
     for folder in dict.fromkeys(p for p in (measure_dir, run_dir) if p and (p / "trajectories").is_dir()):
