@@ -47,10 +47,10 @@ def tool_step(row: dict) -> dict:
     return next(s for s in row["steps"] if s["action_type"] == "tool_call")
 
 
-def test_wrong_answer_is_caught_by_answer_only():
+def test_wrong_answer_is_caught_by_answer_and_grounding():
     row = good()
-    row["final_answer"] = "12345"
-    assert failing(rebuild_messages(row)) == {"answer"}
+    row["final_answer"] = "12345"  # observed nowhere: wrong, and ungrounded
+    assert failing(rebuild_messages(row)) == {"answer", "grounding"}
 
 
 def test_fabricated_observation_is_caught_by_replay_only():
@@ -83,7 +83,7 @@ def test_schema_break_is_caught():
 
 def test_loop_is_caught_by_loops_only():
     row = good()
-    first = copy.deepcopy(tool_step(row))
+    first = {**copy.deepcopy(tool_step(row)), "tool_call_id": "call_again"}
     row["steps"].insert(1, first)  # the same action again, with its real (same) observation
     assert failing(rebuild_messages(row)) == {"loops"}
 
@@ -93,7 +93,7 @@ def test_secret_shaped_string_is_caught_without_echoing_it():
     secret = "sk-" + "A1b2C3d4" * 4
     tool_step(row)["thought"] = f"My key is {secret}."
     result = verify(rebuild_messages(row))["secrets"]
-    assert not result["passed"] and "openai key" in result["detail"] and secret not in result["detail"]
+    assert not result["passed"] and "OpenAI key" in result["detail"] and secret not in result["detail"]
 
 
 def test_value_of_a_configured_secret_env_var_is_caught(monkeypatch):

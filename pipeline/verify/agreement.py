@@ -62,3 +62,36 @@ def _ask_user_disagreement(messages: list[dict], step: dict, action) -> str | No
     if following != {"role": "user", "content": step["observation"]}:
         return "the user's reply differs from the step's observation"
     return None
+
+
+def step_id_problem(row: dict) -> str | None:
+    """Tool-call ids agree: no two steps share one; each assistant message's tool calls carry ids, the steps
+    pointing at that message carry the same ids in the same order, and the tool messages that follow answer
+    each of its calls exactly once (a message may hold several calls: parallel tool calling)."""
+    ids = [s["tool_call_id"] for s in row["steps"] if s["tool_call_id"] is not None]
+    if duplicate := next((i for i in ids if ids.count(i) > 1), None):
+        return f"tool_call_id {duplicate!r} is used by {ids.count(duplicate)} steps"
+    messages, seen = row["messages"], set()
+    for i, message in enumerate(messages):
+        calls = message.get("tool_calls") or [] if message.get("role") == "assistant" else []
+        if message.get("role") == "tool" and not (i > 0 and messages[i - 1].get("role") in ("assistant", "tool")):
+            return f"messages[{i}] is a tool message that follows no tool call"
+        if not calls:
+            continue
+        call_ids = [c.get("id") if isinstance(c, dict) else None for c in calls]
+        if not all(call_ids):
+            return f"messages[{i}] has a tool call without an id"
+        if seen & set(call_ids) or len(set(call_ids)) != len(call_ids):
+            return f"messages[{i}] reuses a tool-call id ({', '.join(sorted(seen & set(call_ids)) or call_ids)})"
+        seen |= set(call_ids)
+        stepped = [s["tool_call_id"] for s in row["steps"] if s["message_index"] == i and s["action_type"] != "final_answer"]
+        if stepped != call_ids:
+            return f"the steps of messages[{i}] carry tool_call_id {stepped}, its tool calls {call_ids}"
+        answered = []
+        for follower in messages[i + 1:]:
+            if follower.get("role") != "tool":
+                break
+            answered.append(follower.get("tool_call_id"))
+        if sorted(map(str, answered)) != sorted(call_ids) and answered:
+            return f"the tool messages after messages[{i}] answer {answered}, its calls are {call_ids}"
+    return None

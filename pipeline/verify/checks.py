@@ -2,17 +2,21 @@
 check's settings from the config (`verify.checks[i].options`). A new check is one function plus one registry
 line, and its options' defaults in DEFAULT_OPTIONS."""
 
+import re
+
 from pipeline import schema
 from pipeline.jsonutil import canonical_json
 from pipeline.tools.base import DEFAULT_MAX_OBSERVATION_CHARS
-from pipeline.verify import content, replay
-from pipeline.verify.agreement import disagreement
+from pipeline.verify import code_safety, content, context, credentials, grounding, junk, replay
+from pipeline.verify.agreement import disagreement, step_id_problem
 from pipeline.verify.answers import answers_match, mentioned
 
 DEFAULT_OPTIONS = {
     "loops": {"max_consecutive": 1, "max_total": 2},
     "limits": {"max_steps": 20, "max_chars": 32000, "max_message_chars": 8000},
     "secrets": {"env": ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]},
+    "replay": {"skip_unknown_tools": False},
+    "context": {"require_system": True},
 }
 
 
@@ -25,7 +29,9 @@ def _from_problem(name: str, problem: str | None, ok: str) -> dict:
 
 
 def check_schema(row: dict, options: dict) -> dict:
-    problems = schema.errors("trajectory", row)
+    """The row against schemas/trajectory.schema.json; a row verify had to repair to store it (its original is
+    in meta.schema_repair) fails with the problems the original had."""
+    problems = schema.errors("trajectory", row) or ((row.get("meta") or {}).get("schema_repair") or {}).get("problems") or []
     return result("schema", not problems, "; ".join(problems[:3]) if problems else "valid")
 
 
@@ -37,7 +43,13 @@ def check_tool_calls(row: dict, options: dict) -> dict:
     return _from_problem("tool_calls", replay.tool_call_problem(row), "every call names an available tool with valid arguments")
 
 
+def check_step_ids(row: dict, options: dict) -> dict:
+    return _from_problem("step_ids", step_id_problem(row), "tool-call ids agree between steps and messages")
+
+
 def check_replay(row: dict, options: dict) -> dict:
+    if options.get("skip_unknown_tools") and (unknown := replay.unknown_tools(row)):
+        return result("replay", True, f"not replayed: {', '.join(unknown)} not known here (skip_unknown_tools)")
     problem = replay.replay_problem(row, options.get("max_observation_chars", DEFAULT_MAX_OBSERVATION_CHARS), options.get("sandbox"))
     return _from_problem("replay", problem, "every observation reproduced")
 
@@ -53,8 +65,15 @@ def check_answer(row: dict, options: dict) -> dict:
         return result("answer", True, "no ground truth to compare with")
     if "conversation" in (row.get("meta") or {}):
         return _conversation_answer(row)
-    ok, detail = answers_match(row.get("final_answer"), row["ground_truth"])
+    ok, detail = answers_match(row.get("final_answer"), row["ground_truth"], row.get("instruction") or "", _vocabulary(row))
     return result("answer", ok, detail)
+
+
+def _vocabulary(row: dict) -> set[str]:
+    """The words of a trajectory other than its last message (where the final answer is): what lets a
+    cut-off word be recognised as the start of one of them."""
+    texts = [m.get("content") for m in row["messages"][:-1]] + [s["observation"] for s in row["steps"]] + [row.get("instruction")]
+    return {w.casefold() for text in texts if isinstance(text, str) for w in re.findall(r"[A-Za-z]{2,}", text)}
 
 
 def _conversation_answer(row: dict) -> dict:
@@ -97,7 +116,7 @@ def check_limits(row: dict, options: dict) -> dict:
 
 
 def check_secrets(row: dict, options: dict) -> dict:
-    return _from_problem("secrets", content.secret_problem(row, options["values"]), "no secrets")
+    return _from_problem("secrets", credentials.secret_problem(row, options["values"]), "no secrets")
 
 
 def check_refusal(row: dict, options: dict) -> dict:
@@ -105,7 +124,27 @@ def check_refusal(row: dict, options: dict) -> dict:
 
 
 def check_format_junk(row: dict, options: dict) -> dict:
-    return _from_problem("format_junk", content.junk_problem(row), "clean")
+    return _from_problem("format_junk", junk.junk_problem(row), "clean")
+
+
+def check_grounding(row: dict, options: dict) -> dict:
+    return _from_problem("grounding", grounding.grounding_problem(row), "acted where needed; the answer's values were observed")
+
+
+def check_consistency(row: dict, options: dict) -> dict:
+    return _from_problem("consistency", grounding.consistency_problem(row), "quoted tool results agree with the observations")
+
+
+def check_context(row: dict, options: dict) -> dict:
+    return _from_problem("context", context.context_problem(row, options["require_system"]), "prompt, user turn and tools are the task's")
+
+
+def check_mask(row: dict, options: dict) -> dict:
+    return _from_problem("mask", context.mask_problem(row), "trains on the assistant's messages only")
+
+
+def check_code_safety(row: dict, options: dict) -> dict:
+    return _from_problem("code_safety", code_safety.unsafe_code_problem(row), "no process, network, system-path or environment access in code")
 
 
 def check_final_state(row: dict, options: dict) -> dict:
@@ -141,8 +180,12 @@ CHECKS = {
     "secrets": check_secrets,
     "refusal": check_refusal,
     "format_junk": check_format_junk,
-
-
     "final_state": check_final_state,
     "actions": check_actions,
+    "grounding": check_grounding,
+    "consistency": check_consistency,
+    "context": check_context,
+    "mask": check_mask,
+    "code_safety": check_code_safety,
+    "step_ids": check_step_ids,
 }

@@ -11,7 +11,7 @@ from pipeline.llm import transient
 from pipeline.llm.endpoints import Endpoints, summed_stats
 from pipeline.rowstats import summed, trajectory_stats
 from pipeline.sample.stage import SampleStage
-from pipeline.verify import content, feedback, judges
+from pipeline.verify import credentials, feedback, judges
 from pipeline.verify.checks import CHECKS, DEFAULT_OPTIONS, result
 from pipeline.verify.committee import aggregate, run_stats
 
@@ -24,7 +24,7 @@ def check_options(config, spec: dict) -> dict:
         options.update(max_observation_chars=config["sample"]["max_observation_chars"], sandbox=config["sample"]["sandbox"])
     if spec["name"] == "secrets":
         names = list(options["env"]) + [p["api_key_env"] for p in config["endpoints"].values() if p.get("api_key_env")]
-        options["values"] = content.secret_values(names)  # held in memory for this process only
+        options["values"] = credentials.secret_values(names)  # held in memory for this process only
     return options
 
 

@@ -39,7 +39,8 @@ def messages_disagree(row, ctx):
 def loop(row, ctx):
     step = ctx.rng.choice(tool_steps(row))
     position = row["steps"].index(step)
-    row["steps"][position + 1:position + 1] = [copy.deepcopy(step) for _ in range(ctx.rng.randint(1, 2))]
+    again = [{**copy.deepcopy(step), "tool_call_id": f"{step['tool_call_id']}_again{n}"} for n in range(ctx.rng.randint(1, 2))]
+    row["steps"][position + 1:position + 1] = again
     return execute(row)
 
 
