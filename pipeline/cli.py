@@ -14,6 +14,8 @@ Examples:
   trajforge sample configs/run.yaml --batch             # LLM teachers through the Batch API, one round per step
   trajforge plan configs/run.yaml --probe 3             # requests, tokens and dollars before spending
   trajforge local-teacher start                         # the embedded llama.cpp teacher, for manual use
+  trajforge import logs.jsonl --format openai --run-dir runs/logs   # trajectories from elsewhere, then
+  trajforge run runs/logs                                          # verify and curate them
 """
 
 import argparse
@@ -57,6 +59,12 @@ def _run(args, stages: list[str] | None) -> int:
 
     config, implied_dir = load_config(args.config, _overrides(args))
     stages = stages or (args.stages.split(",") if args.stages else config["run"]["stages"])
+    importing = bool(config.data.get("import")) and bool({"synthesize", "sample"} & set(stages))
+    if importing:  # an import run has no synthesize or sample stage: the import writes its trajectories
+        if args.command in ("synthesize", "sample"):
+            raise UserError(f"{args.config}: this run imports its trajectories (import: section); `trajforge import` "
+                            "writes them, then run verify, curate and publish")
+        stages = [s for s in stages if s not in ("synthesize", "sample")]
     if getattr(args, "batch", False):
         for profile in config["endpoints"].values():
             profile["batch"] = True
@@ -70,8 +78,51 @@ def _run(args, stages: list[str] | None) -> int:
 
         plan.guard(config, stages, Path(args.run_dir or implied_dir or Path("runs") / config.name), args.go_on)
     run_dir = runner.open_run(config, args.run_dir or implied_dir, args.reconfigure)
+    if importing:
+        _import(config, run_dir)
     runner.run_stages(stages, config, run_dir, spec, executor=executor)
     print(f"run directory: {run_dir}; report: {report.write(run_dir)}")
+    return 0
+
+
+def _import(config, run_dir: Path) -> None:
+    from tqdm import tqdm
+
+    from pipeline import report
+    from pipeline.ingest import stage as ingest
+
+    with tqdm(desc="import", unit="record", dynamic_ncols=True) as bar:
+        summary = ingest.run_import(config, run_dir, bar.update)
+    report.record_summary(run_dir, summary)
+    print(ingest.format_summary(summary))
+
+
+def cmd_import(args) -> int:
+    """Import trajectories from elsewhere into a run directory, as its trajectories/ shards: the config
+    (--config, default configs/import.yaml) with its `import` section set from the arguments."""
+    import yaml
+
+    from pipeline import config as configlib
+    from pipeline import config_check, runner
+
+    path = Path(args.config) if args.config else configlib.DEFAULT_IMPORT_CONFIG
+    path = path / "config.yaml" if path.is_dir() else path
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: cannot read the config ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a config must be a YAML mapping")
+    for text in args.set:
+        configlib.apply_override(data, *configlib.parse_override(text))
+    source = Path(args.source)
+    data["import"] = {**(data.get("import") or {}), "format": args.format,
+                      "path": str(source.resolve()) if source.exists() else args.source, **({"name": args.name} if args.name else {})}
+    config = configlib.Config(config_check.validate_data(data, str(path)), path)
+    runner.preflight([], config, {"name": "local"})  # the plan: the source exists and has records
+    run_dir = runner.open_run(config, args.run_dir, args.reconfigure)
+    _import(config, run_dir)
+    print(f"run directory: {run_dir}; next: trajforge run {run_dir} (verify and curate)")
     return 0
 
 
@@ -344,6 +395,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_plan)
+    p = sub.add_parser("import", help="import trajectories from elsewhere (trajforge rows, OpenAI chat, ShareGPT, ATIF) to verify, curate and publish",
+                       description="Map a file, folder or Hub dataset of trajectories onto trajectory rows in RUN/trajectories/, "
+                                   "so verify, curate and publish run on them as on sampled rows. Records that cannot be mapped are "
+                                   "counted and listed with their line; rows that break the schema fail verify's schema check.")
+    p.add_argument("source", metavar="FILE|DIR|HUB_NAME")
+    p.add_argument("--format", required=True, help="trajforge, openai, sharegpt or atif")
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--config", help="a config for the run's verify, curate and publish (default: configs/import.yaml)")
+    p.add_argument("--name", help="rows without a model name get source import:NAME (default: imported)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--reconfigure", action="store_true", help="accept a changed config or source for an existing run dir")
+    p.set_defaults(func=cmd_import)
     p = sub.add_parser("publish", help="upload the curated dataset to the Hugging Face Hub (or --dry-run to a folder)")
     p.add_argument("config", metavar="CONFIG_OR_RUN_DIR")
     p.add_argument("--run-dir", type=Path)

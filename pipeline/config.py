@@ -18,6 +18,8 @@ from pipeline.jsonutil import content_hash
 
 from pipeline.stages import PREVIOUS, STAGE_DIRS, STAGES  # noqa: F401  (re-exported: config.STAGES, ...)
 
+DEFAULT_IMPORT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "import.yaml"
+
 # Keys that change how a stage runs, never what it produces: left out of stage hashes and config comparisons.
 OPERATIONAL_KEYS = (
     "run.name",
@@ -86,6 +88,10 @@ def _stage_inputs(data: dict, stage: str) -> dict:
         inputs["run"] = {k: data["run"][k] for k in ("seed", "rows_per_shard")}
     if stage == "curate":
         inputs["seed"] = data["run"]["seed"]
+    if stage == "sample" and data.get("import"):  # an import run's trajectories come from its source
+        from pipeline.ingest import source
+
+        inputs["import"] = {"section": semantic(data["import"], "import"), "content": source.fingerprint(data["import"])}
     endpoints = sorted(_referenced_endpoints(data.get(stage, {})))
     inputs["endpoints"] = {name: semantic(data["endpoints"].get(name), f"endpoints.{name}") for name in endpoints}
     return inputs

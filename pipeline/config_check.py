@@ -1,6 +1,6 @@
 """A config as the commands load it: the schema and defaults (pipeline/config.py), then every name the config
 uses checked against the registries of the stages and the endpoints it defines: generators, checks and their
-options, formats, endpoints, judges, simulated users, LLM task synthesis, curate settings.
+options, formats, endpoints, judges, simulated users, LLM task synthesis, the import format, curate settings.
 
 It sits above the stages (it reads their registries), so pipeline/config.py stays below them."""
 
@@ -30,6 +30,8 @@ def check_references(data: dict, where: str) -> None:
 
     for i, gen in enumerate(data["synthesize"]["generators"]):
         _check_name(where, f"synthesize.generators[{i}].name", gen["name"], GENERATORS, "generator")
+    if data.get("import"):
+        _check_import(data["import"], where)
     for i, check in enumerate(data["verify"]["checks"]):
         _check_name(where, f"verify.checks[{i}].name", check["name"], CHECKS, "check")
         for key in check.get("options", {}):
@@ -54,6 +56,15 @@ def check_references(data: dict, where: str) -> None:
     from pipeline.curate import settings
 
     settings.check(data, where)
+
+
+def _check_import(spec: dict, where: str) -> None:
+    from pipeline.ingest import FORMATS
+    from pipeline.ingest.stage import FIELDS
+
+    _check_name(where, "import.format", spec["format"], FORMATS, "import format")
+    for key in spec["fields"]:
+        _check_name(where, f"import.fields.{key}", key, FIELDS, "task field")
 
 
 def _check_judges(data: dict, where: str) -> None:

@@ -58,9 +58,14 @@ class SynthesizeStage:
         return summed(paths, shard_rows)
 
     def plan(self) -> list[list[dict]]:
+        if self.config.data.get("import"):  # the run imports its trajectories: its shards are the source's records
+            from pipeline.ingest import stage as ingest
+
+            return ingest.plan(self.config)
         section = self.config["synthesize"]
         if not section["generators"] and not section["seeds"] and not section["llm_tasks"]:
-            raise UserError("synthesize: configure at least one of synthesize.generators, synthesize.seeds or synthesize.llm_tasks")
+            raise UserError("synthesize: configure at least one of synthesize.generators, synthesize.seeds or synthesize.llm_tasks "
+                            "(or an `import` section, to verify trajectories from elsewhere)")
         items = []
         for position, spec in enumerate(section["generators"]):
             items += [{"generator": spec["name"], "position": position, "index": i} for i in range(spec["count"])]

@@ -14,7 +14,7 @@ def fixable_failures(row: dict, checks: list[str]) -> list[dict]:
     """The failed checks, among `checks`, of an LLM row (program rows are gold and never retried, nor are
     conversations with a simulated user or self-reflected rows)."""
     meta = row.get("meta") or {}
-    if not row["source"].startswith("llm:") or "conversation" in meta or "reflection" in meta:
+    if not str(row.get("source")).startswith("llm:") or "conversation" in meta or "reflection" in meta:
         return []  # conversations and spliced rows are not re-sampled: the note would reach the simulated user
     return [c for c in row["checks"] or [] if not c["passed"] and c["name"] in checks]
 

@@ -1,6 +1,7 @@
 """The verify stage: program checks, then the judge committee and the step judge, then the verdict:
 score = fraction of checks passed (the committee counts as one); passed = every hard check passed and
-score >= verify.min_score. Failed LLM rows may be re-sampled with feedback (verify/feedback.py)."""
+score >= verify.min_score. Failed LLM rows may be re-sampled with feedback (verify/feedback.py). Input rows are
+read unvalidated: one that breaks the schema fails its `schema` check and is written repaired (verify/repair.py)."""
 
 import asyncio
 from contextlib import asynccontextmanager
@@ -11,7 +12,7 @@ from pipeline.llm import transient
 from pipeline.llm.endpoints import Endpoints, summed_stats
 from pipeline.rowstats import summed, trajectory_stats
 from pipeline.sample.stage import SampleStage
-from pipeline.verify import credentials, feedback, judges
+from pipeline.verify import credentials, feedback, judges, repair
 from pipeline.verify.checks import CHECKS, DEFAULT_OPTIONS, result
 from pipeline.verify.committee import aggregate, run_stats
 
@@ -36,6 +37,7 @@ class VerifyStage:
     name = "verify"
     output_kind = "trajectory"
     shards_in_flight = 2
+    validate_input = False  # a row that breaks the schema is data: its `schema` check fails, the shard goes on
 
     def __init__(self, config, stage_hash: str):
         self.config = config
@@ -103,9 +105,19 @@ class VerifyStage:
         """Program checks only (what runs without any endpoint)."""
         return self.verdict(row, self.run_checks(row), None)
 
+    @staticmethod
+    def storable(row: dict) -> dict:
+        """The verified row as it can be written: a row that breaks the schema in its repaired form
+        (pipeline/verify/repair.py), failed, with a `schema` check saying why even if none was configured."""
+        fixed = repair.repaired(row)
+        if fixed is not row and not any(c["name"] == "schema" for c in fixed["checks"] or []):
+            problems = fixed["meta"]["schema_repair"]["problems"]
+            fixed["checks"] = (fixed["checks"] or []) + [result("schema", False, "; ".join(problems[:3]))]
+        return fixed
+
     async def assess(self, row: dict) -> dict:
         results, judgments = self.run_checks(row), None
-        if self.committee["apply_to"] == "llm" and not row["source"].startswith("llm:"):
+        if self.committee["apply_to"] == "llm" and str(row.get("source")) == "program":
             return self.verdict(row, results, None)
         if self.judges:
             judgments = list(await asyncio.gather(*(self._judge(j, row) for j in self.judges)))
@@ -162,4 +174,4 @@ class VerifyStage:
             retried = [r for r in await asyncio.gather(*(self._retry(row, round_) for row in latest if not row["passed"])) if r]
             out += retried
             latest = retried
-        return out
+        return [self.storable(row) for row in out]
