@@ -2,7 +2,7 @@
 messages as TRL expects them, steps derived from them (one per tool call: a message may hold several), the
 final answer, and the task's fields where the record gives them. Nothing is invented: a value the source does
 not have is left empty, and a conversation that breaks the schema stays as it is (verify's `schema` check
-says why; the import stores it repaired, pipeline/verify/repair.py)."""
+says why; the import stores it repaired, pipeline/schema_repair.py)."""
 
 import json
 

@@ -12,7 +12,7 @@ from pipeline import shards
 from pipeline.errors import UserError
 from pipeline.ingest import CONVERSATIONS, build, source, trajforge
 from pipeline.jsonutil import dotted_get
-from pipeline.verify import repair
+from pipeline import schema_repair as repair
 
 FIELDS = ("ground_truth", "environment", "task_id", "domain", "meta", "usage", "temperature")
 OUT_DIR = "trajectories"

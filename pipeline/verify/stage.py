@@ -1,18 +1,19 @@
 """The verify stage: program checks, then the judge committee and the step judge, then the verdict:
 score = fraction of checks passed (the committee counts as one); passed = every hard check passed and
 score >= verify.min_score. Failed LLM rows may be re-sampled with feedback (verify/feedback.py). Input rows are
-read unvalidated: one that breaks the schema fails its `schema` check and is written repaired (verify/repair.py)."""
+read unvalidated: one that breaks the schema fails its `schema` check and is written repaired (pipeline/schema_repair.py)."""
 
 import asyncio
 from contextlib import asynccontextmanager
 
 import pyarrow.parquet as pq
 
+from pipeline import schema_repair as repair
 from pipeline.llm import transient
 from pipeline.llm.endpoints import Endpoints, summed_stats
 from pipeline.rowstats import summed, trajectory_stats
 from pipeline.sample.stage import SampleStage
-from pipeline.verify import credentials, feedback, judges, repair
+from pipeline.verify import credentials, feedback, judges
 from pipeline.verify.checks import CHECKS, DEFAULT_OPTIONS, result
 from pipeline.verify.committee import aggregate, run_stats
 
@@ -108,7 +109,7 @@ class VerifyStage:
     @staticmethod
     def storable(row: dict) -> dict:
         """The verified row as it can be written: a row that breaks the schema in its repaired form
-        (pipeline/verify/repair.py), failed, with a `schema` check saying why even if none was configured."""
+        (pipeline/schema_repair.py), failed, with a `schema` check saying why even if none was configured."""
         fixed = repair.repaired(row)
         if fixed is not row and not any(c["name"] == "schema" for c in fixed["checks"] or []):
             problems = fixed["meta"]["schema_repair"]["problems"]

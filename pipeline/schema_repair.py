@@ -1,4 +1,4 @@
-"""Keeping a row that breaks the trajectory schema: verify reads its input without validating it (the `schema`
+"""Keeping a row that breaks the trajectory schema (used by verify and by the import): verify reads its input without validating it (the `schema`
 check reports on it), and a verified shard must still hold only rows that keep the schema. So such a row is
 stored in a repaired form: every top-level field the schema rejects is replaced by a placeholder that keeps it
 (an empty conversation, no steps, zero usage...), the original values of those fields and the problems go to
