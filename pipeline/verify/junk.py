@@ -64,6 +64,8 @@ def _texts(row: dict):
     for step in row["steps"]:
         if step.get("thought"):
             yield f"steps[{step['index']}].thought", step["thought"], True
+    if row.get("final_answer"):
+        yield "final_answer", row["final_answer"], True  # text formats hold it escaped (cota's JSON) or split
 
 
 def junk_problem(row: dict) -> str | None:
@@ -75,9 +77,6 @@ def junk_problem(row: dict) -> str | None:
             return f"{where} contains the template token {token!r}"
         if own and (problem := _assistant_problem(text, row["format"])):
             return f"{where} {problem}"
-    answer = row.get("final_answer") or ""
-    if match := LEFTOVER_ACTION.search(answer):
+    if match := LEFTOVER_ACTION.search(row.get("final_answer") or ""):
         return f"the final answer holds leftover action syntax ({match.group(0).strip()!r})"
-    if template_token(answer) or reasoning_tag(answer):
-        return f"the final answer contains the template token {template_token(answer) or reasoning_tag(answer)!r}"
     return None
