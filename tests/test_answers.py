@@ -62,3 +62,10 @@ def test_list_answers_in_a_sentence():
     truth = {"answer": [10957, "Tuesday"]}
     assert answers_match("He is 10957 days old and was born on a Tuesday.", truth)[0]
     assert not answers_match("10957 days, Tuesday or Wednesday", truth)[0]
+
+
+def test_a_sentence_may_name_what_the_trajectory_saw_unless_it_sets_it_against_the_answer():
+    seen = {"iraven", "works", "kamiven", "bloom", "rhobydel", "thorn"}
+    assert answers_match("Iraven Works is headquartered in Delard.", {"answer": "Delard"}, "", seen)[0]
+    assert not answers_match("Iraven Works is headquartered in Delard.", {"answer": "Delard"})[0]  # names nothing seen
+    assert not answers_match("Kamiven bloom is taller than Rhobydel thorn.", PLANT, "", seen)[0]

@@ -16,6 +16,7 @@ _HEDGE = re.compile(
     r"\b(?:or|either|possibly|perhaps|maybe|probably|likely|might|could\s+be|not\s+sure|unsure|uncertain|unclear|"
     r"i\s+think|i\s+guess|i\s+believe|guess|not|never|isn't|wasn't|aren't)\b|\?", re.IGNORECASE)
 _CAPITALIZED = re.compile(r"\b[A-Z][a-z]+\b")
+_CONTRAST = re.compile(r"\b(?:than|instead|rather|versus|vs|compared|unlike|whereas|while|but|except)\b", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z]+")
 # Words that frame an answer sentence ("It is ...", "The company is ..."): not names of other things.
 FRAMING_WORDS = frozenset("it its the that this there these those so thus therefore hence answer final result "
@@ -92,9 +93,10 @@ def _number_problem(text: str, expected: float, tolerance: float | None, unit: s
     return None
 
 
-def _text_problem(text: str, expected: str, instruction: str) -> str | None:
-    """None when `text` is `expected`, or a short sentence that states it once and names nothing else
-    ("It blooms in October."); otherwise why not."""
+def _text_problem(text: str, expected: str, instruction: str, seen: set[str] = frozenset()) -> str | None:
+    """None when `text` is `expected`, or a short sentence that states it once and names nothing the question
+    did not ("It blooms in October."), or only what the trajectory saw ("Iraven Works is headquartered in
+    Delard.") without setting it against the answer ("A is taller than B"); otherwise why not."""
     wanted = normalize_text(expected)
     if not wanted:
         return "empty expected answer"
@@ -105,19 +107,21 @@ def _text_problem(text: str, expected: str, instruction: str) -> str | None:
     if len(pattern.findall(plain)) != 1 or len(_WORD.findall(plain)) > 20:
         return "does not state it"
     rest = pattern.sub(" ", plain)
-    known = {w.casefold() for w in _WORD.findall(instruction)}
+    known = {w.casefold() for w in _WORD.findall(instruction)} | (set() if _CONTRAST.search(rest) else set(seen))
     names = [w for w in _CAPITALIZED.findall(rest) if w.casefold() not in FRAMING_WORDS and w.casefold() not in known]
     return f"names something else too ({', '.join(names[:3])})" if names else None
 
 
-def match_one(predicted: str, expected, tolerance: float | None, unit: str | None = None, instruction: str = "") -> bool:
-    return match_problem(predicted, expected, tolerance, unit, instruction) is None
+def match_one(predicted: str, expected, tolerance: float | None, unit: str | None = None, instruction: str = "",
+              seen: set[str] = frozenset()) -> bool:
+    return match_problem(predicted, expected, tolerance, unit, instruction, seen) is None
 
 
-def match_problem(predicted: str, expected, tolerance: float | None, unit: str | None = None, instruction: str = "") -> str | None:
+def match_problem(predicted: str, expected, tolerance: float | None, unit: str | None = None, instruction: str = "",
+                  seen: set[str] = frozenset()) -> str | None:
     if _is_number(expected):
         return _number_problem(predicted, expected, tolerance, unit, instruction)
-    return _text_problem(predicted, str(expected), instruction)
+    return _text_problem(predicted, str(expected), instruction, seen)
 
 
 def hedge(text: str, expected) -> str | None:
@@ -196,14 +200,14 @@ def answers_match(predicted: str | None, ground_truth: dict, instruction: str = 
     if isinstance(expected, list):
         remaining = [p for p in _LIST_SPLIT.split(normalize_text(predicted)) if p]
         for item in expected:
-            hit = next((p for p in remaining if match_one(p, item, tolerance, unit, instruction)), None)
+            hit = next((p for p in remaining if match_one(p, item, tolerance, unit, instruction, vocabulary or set())), None)
             if hit is None:
                 return False, f"expected item {item!r} not found in {predicted!r}"
             remaining.remove(hit)
         if remaining:
             return False, f"unexpected extra items {remaining!r}"
         return True, "all items match"
-    problem = match_problem(predicted, expected, tolerance, unit, instruction)
+    problem = match_problem(predicted, expected, tolerance, unit, instruction, vocabulary or set())
     if problem is None:
         return True, f"{predicted!r} matches {expected!r}"
     return False, f"expected {expected!r}, got {predicted!r}: {problem}"

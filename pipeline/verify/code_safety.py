@@ -7,7 +7,7 @@ import ast
 
 from pipeline.verify.codecalls import code_of
 
-PROCESS_MODULES = {"subprocess", "pty", "pexpect", "sh", "multiprocessing", "ctypes", "signal"}
+PROCESS_MODULES = {"subprocess", "pty", "pexpect", "sh", "multiprocessing", "ctypes", "cffi"}
 NETWORK_MODULES = {"socket", "ssl", "urllib", "urllib2", "urllib3", "http", "httplib", "requests", "httpx", "aiohttp",
                    "ftplib", "smtplib", "telnetlib", "poplib", "imaplib", "xmlrpc", "paramiko", "websocket", "websockets",
                    "pycurl", "asyncssh", "webbrowser"}
@@ -26,7 +26,7 @@ def _root(name: str) -> str:
 def _system_path(value) -> bool:
     if not isinstance(value, str) or not value:
         return False
-    if value.startswith("~") or "../" in value:
+    if value.startswith("~") or "../" in value or value == "/":
         return True
     parts = value.split("/")
     return value.startswith("/") and len(parts) > 1 and parts[1] in SYSTEM_ROOTS
@@ -45,7 +45,7 @@ class _Finder(ast.NodeVisitor):
     def _imported(self, node, module: str, names: list[str]) -> None:
         root = _root(module)
         if root in PROCESS_MODULES:
-            self.flag(node, f"imports {module} (process spawning)")
+            self.flag(node, f"imports {module} (process spawning or native code)")
         elif root in NETWORK_MODULES:
             self.flag(node, f"imports {module} (network access)")
         elif root in ("os", "posix") and any(n in PROCESS_CALLS or n.startswith(PROCESS_PREFIXES) for n in names):
@@ -86,6 +86,10 @@ class _Finder(ast.NodeVisitor):
         if name == "getattr" and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in ("os", "builtins", "__builtins__", "subprocess"):
             self.flag(node, f"looks up {node.args[0].id} attributes dynamically")
         for arg in [*node.args, *(k.value for k in node.keywords)]:
+            if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+                arg = arg.values[0]  # f"/etc/{name}": the fixed start of the path
+            elif isinstance(arg, ast.BinOp) and isinstance(arg.left, ast.Constant):
+                arg = arg.left  # "/etc/" + name, Path("/etc") / name
             if isinstance(arg, ast.Constant) and _system_path(arg.value):
                 self.flag(node, f"touches the system path {arg.value!r}")
         if isinstance(func, ast.Attribute) and func.attr in ("home", "expanduser"):

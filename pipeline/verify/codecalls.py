@@ -11,7 +11,7 @@ import re
 
 SANDBOX_NAMES = {"ToolCallError", "_", "__name__", "__builtins__"}
 NAME_ERROR = re.compile(r"NameError: name '(\w+)' is not defined")
-INVALID_ARGUMENTS = re.compile(r"ToolCallError: (invalid arguments for \w+[^\n]*)")
+INVALID_ARGUMENTS = re.compile(r"ToolCallError: (invalid arguments for \w+[^\n]*)|TypeError: (\w+\(\) takes keyword arguments only)")
 _MISSING = object()
 
 
@@ -86,7 +86,7 @@ def runtime_problem(observation: str | None) -> str | None:
     if match := NAME_ERROR.search(text):
         return f"called {match.group(1)}, which was not defined (NameError)"
     if match := INVALID_ARGUMENTS.search(text):
-        return match.group(1)
+        return match.group(1) or match.group(2)
     return None
 
 

@@ -10,7 +10,10 @@ REFUSAL = re.compile(
     r"\bI(?: can(?:no|')t| am unable to|'m unable to| won't be able to| will not be able to| am not able to|'m not able to) "
     r"(?:help|assist|fulfil|fulfill|comply with|do that|support that)|"
     r"\bI (?:must|have to|need to) (?:decline|refuse)|\bI do(?:n't| not) have (?:the ability|access|real-time)|"
-    r"\b(?:against|violates?) (?:my|the) (?:guidelines|policies|policy|programming|usage policies)",
+    r"\b(?:against|violates?) (?:my|the) (?:guidelines|policies|policy|programming|usage policies)|"
+    r"\bas an artificial intelligence\b|\bI(?:'m| am) not (?:allowed|permitted|comfortable)\b|\bI do(?:n't| not) feel comfortable\b|"
+    r"\bnot something I (?:can|am able to) (?:help|assist)|\bI can(?:no|')t (?:and|or) (?:won't|will not)\b|"
+    r"\bI(?: can(?:no|')t|'m unable to| am unable to) comply\b|\bit would (?:not )?be (?:inappropriate|unethical)\b",
     re.IGNORECASE,
 )
 

@@ -41,6 +41,10 @@ def context_problem(row: dict, require_system: bool = True) -> str | None:
 
 def _tools_problem(row: dict) -> str | None:
     expected = set(allowed_tools(row))
+    if row.get("tools") is None and row["format"] == "function_calling" and expected:
+        return f"the tools column is empty, the task's tools are {sorted(expected)}"
+    if row.get("tools") is not None and row["format"] != "function_calling" and _sampled_here(row):
+        return f"a {row['format']} row carries a tools column (its system prompt describes the tools; a template would render them twice)"
     if row.get("tools") is not None:
         offered = _tool_names(row["tools"])
         if set(offered) != expected:

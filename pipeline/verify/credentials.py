@@ -2,7 +2,7 @@
 credential detectors: AWS, GitHub, GitLab, Slack, Stripe, Twilio, npm, PyPI, JWT, private keys, basic-auth
 URLs, `password = "..."` assignments, ...), a few shapes it does not know (GitHub fine-grained tokens, every
 PEM private-key header, unquoted AWS secret access keys, Hugging Face, OpenAI project and Anthropic keys,
-Google API keys), and the values of the configured environment variables, on every text field of the row.
+Google API keys, unquoted `password: ...`-style assignments of a value with a digit), and the values of the configured environment variables, on every text field of the row.
 The detail names the kind and where, never the secret."""
 
 import json
@@ -16,7 +16,9 @@ SKIPPED_DETECTORS = {"Base64HighEntropyString", "HexHighEntropyString", "IPPubli
 PATTERNS = {
     "GitHub fine-grained token": re.compile(r"\bgithub_pat_[A-Za-z0-9_]{40,}"),
     "private key": re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
-    "AWS secret access key": re.compile(r"aws_?secret_?(?:access_?)?key\W{0,4}[=:]\s*['\"]?[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])", re.IGNORECASE),
+    "AWS secret access key": re.compile(r"(?:aws_?secret_?(?:access_?)?|secret_?access_?)key\W{0,4}[=:]\s*['\"]?[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])", re.IGNORECASE),
+    "credential assignment": re.compile(r"\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret)"
+                                        r"\s*[:=]\s*['\"]?(?=[^\s'\"]*\d)[^\s'\"]{8,}", re.IGNORECASE),
     "OpenAI key": re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{32,}"),
     "Anthropic key": re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}"),
     "Hugging Face token": re.compile(r"\bhf_[A-Za-z0-9]{30,}"),

@@ -20,7 +20,8 @@ SUBJECTS = ("tool", "tools", "calculator", "query", "sql", "lookup", "search", "
 VERBS = (r"returned|returns|gave|gives|yielded|yields|produced|printed|prints|output|outputs|showed|shows|said|says|"
          r"reported|reports|came\s+back(?:\s+(?:with|as))?|is|was|were|equals|equaled|equalled")
 COUNTED = r"results?|rows?|items?|documents?|matches|entries|lines|records|hits|values|elements|orders?|customers?|steps?"
-VALUE = r"(?P<value>\$?-?\d[\d,]*(?:\.\d+)?|\"[^\"\n]{1,60}\"|'[^'\n]{1,60}'|`[^`\n]{1,60}`)"
+VALUE = (r"(?P<value>\$?-?\d[\d,]*(?:\.\d+)?|\"[^\"\n]{1,60}\"|'[^'\n]{1,60}'|`[^`\n]{1,60}`"
+         r"|(?-i:[A-Z][A-Za-z-]+(?:\s+[A-Z][A-Za-z-]+)*))")  # a number, a quoted text, or a name
 
 
 @lru_cache(maxsize=64)
@@ -105,8 +106,9 @@ def _quoted_problem(text: str, seen: list[str], tools: tuple[str, ...]) -> str |
     numbers = [value for source in seen for _, value in numbers_in(source)]
     for match in quote_pattern(tools).finditer(text):
         quoted = match.group("value")
-        if quoted[0] in "\"'`":
-            if not any(quoted[1:-1].casefold() in s.casefold() for s in seen):
+        if not quoted[0].isdigit() and quoted[0] not in "$-":
+            text = quoted[1:-1] if quoted[0] in "\"'`" else quoted
+            if text.casefold() not in FRAMING_WORDS and not any(text.casefold() in s.casefold() for s in seen):
                 return f"quotes {quoted} as a result, but no observation before it says so"
             continue
         token = quoted.lstrip("$").replace(",", "")

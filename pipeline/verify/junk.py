@@ -13,7 +13,10 @@ TOKENS_FILE = Path(__file__).resolve().parent / "data" / "chat_tokens.json"
 TOKEN_SHAPE = re.compile(r"<[^<>\s]{1,48}>|\[/?[A-Z][A-Z_]{2,31}\]")
 FENCE = re.compile(r"```")
 FENCED = re.compile(r"```.*?```", re.DOTALL)
-RUN_ON = re.compile(r"^[ \t]*(?:#{1,3}[ \t]*)?(?:User|USER|Human|HUMAN|Assistant|ASSISTANT|System|SYSTEM|Question|Q|A)[ \t]*:", re.MULTILINE)
+RUN_ON = re.compile(r"^[ \t]*(?:#{1,3}[ \t]*)?(?:User|USER|Human|HUMAN|Assistant|ASSISTANT|System|SYSTEM|Question|Q|A|Instruction|Response)[ \t]*:", re.MULTILINE)
+# Tags that wrap reasoning in any model's style (<think>, </thinking>, <reasoning>, <|begin_of_thought|>...), besides
+# those the templates use: junk in content, where they show the reasoning was not split out.
+REASONING_TAG = re.compile(r"</?(?:think|thinking|thought|thoughts|reasoning|reflection|scratchpad)>|<\|(?:begin|end)_of_thought\|>", re.IGNORECASE)
 SELF_OBSERVATION = re.compile(r"^\s*Observation\s*:", re.MULTILINE)
 LEFTOVER_ACTION = re.compile(r"^[ \t]*(?:Thought|Action|Action Input|Observation|Final Answer)[ \t]*:|\b(?:[Ff]inish|[Ss]earch|[Ll]ookup)\[|"
                              r"^[ \t]*\{\s*\"(?:tool|name|final_answer|thought|arguments)\"\s*:", re.MULTILINE)
@@ -34,7 +37,8 @@ def template_token(text: str) -> str | None:
 
 def reasoning_tag(text: str) -> str | None:
     _, reasoning = chat_tokens()
-    return next((t for t in TOKEN_SHAPE.findall(text) if t in reasoning), None)
+    found = next((t for t in TOKEN_SHAPE.findall(text) if t in reasoning), None) or REASONING_TAG.search(text)
+    return found.group(0) if isinstance(found, re.Match) else found
 
 
 def _assistant_problem(text: str, fmt: str) -> str | None:

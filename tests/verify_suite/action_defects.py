@@ -21,6 +21,12 @@ UNSAFE_CODE = [
     "import requests\nprint(requests.get('https://example.com').text)",
     "import os\nprint(os.spawnl(os.P_WAIT, '/bin/ls', 'ls'))",
     "import os\nprint(os.listdir('/root'))",
+    "import os\nprint(os.listdir('/'))",
+    "name = 'shadow'\nprint(open(f'/etc/{name}').read())",
+    "import http.client\nc = http.client.HTTPSConnection('example.com')",
+    "import os\nprint(os.environ.get('OPENAI_API_KEY'))",
+    "from subprocess import check_output\nprint(check_output(['uname', '-a']))",
+    "import glob\nprint(glob.glob('/home/*/.ssh/*'))",
 ]
 UNSAFE_THOUGHTS = ["Let me look around the system first.", "First I check the environment.", None]
 
@@ -53,7 +59,9 @@ def _rewrite_call(code: str, ctx) -> str | None:
     if not sep or not sep2 or head.strip() != "print":
         return None
     key, eq, value = args.partition("=")
-    choice = ctx.rng.choice(["undefined", "keyword", "positional", "unoffered"])
+    choice = ctx.rng.choice(["undefined", "keyword", "positional", "unoffered", "missing"])
+    if choice == "missing" and eq:
+        return f"print({name}())"
     if choice == "undefined":
         return f"print({name}_v2({args}))"
     if choice == "keyword" and eq:

@@ -83,14 +83,19 @@ def contradicted_observation(row, ctx):
     """A thought (or the final answer's sentence) quotes a tool result other than the observation."""
     steps = tool_steps(row)
     numbered = [(i, s) for i, s in enumerate(steps) if NUMBER.search(s["observation"] or "")]
-    if not numbered:
+    names = sorted(n for n in ctx.entities(row) if not any(n in (s["observation"] or "") for s in steps))
+    if not numbered and not names:
         return None
-    i, quoted = ctx.rng.choice(numbered)
-    real = NUMBER.findall(quoted["observation"])[-1]
-    wrong = str(int(float(real)) + ctx.rng.choice([-3, -1, 1, 2, 7]))
+    if numbered and (not names or ctx.rng.random() < 0.6):
+        i, quoted = ctx.rng.choice(numbered)
+        real = NUMBER.findall(quoted["observation"])[-1]
+        wrong = str(int(float(real)) + ctx.rng.choice([-3, -1, 1, 2, 7]))
+    else:
+        quoted, wrong = ctx.rng.choice(steps), ctx.rng.choice(names)
     tool = quoted["tool_name"] if quoted["tool_name"] != "python" else "code"
     phrase = ctx.rng.choice(["The {t} returned {w}, so", "The {t} gave {w}; therefore", "Since the {t} result is {w},",
-                             "I got {w} from the {t}, so", "The {t} output was {w}, and so"]).format(t=tool, w=wrong)
+                             "I got {w} from the {t}, so", "The {t} output was {w}, and so", "The {t} says {w}, so",
+                             "The {t} showed {w}, hence"]).format(t=tool, w=wrong)
     later = row["steps"][row["steps"].index(quoted) + 1]
     if later["action_type"] == "final_answer" and row["format"] == "function_calling":
         return set_final_answer(row, f"{phrase} the answer is {row['final_answer']}.")

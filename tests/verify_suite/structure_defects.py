@@ -93,8 +93,13 @@ def context_system_prompt(row, ctx):
 
 
 def context_tools(row, ctx):
-    """The `tools` column of another task."""
-    row["tools"] = specs(ctx.other(row)["meta"]["tools"])
+    """The `tools` column of another task, or (function calling) none at all, or (text formats) the task's own,
+    which a template would then render a second time."""
+    how = ctx.rng.choice(["other", "missing" if row["format"] == "function_calling" else "own"])
+    if how == "other":
+        row["tools"] = specs(ctx.other(row)["meta"]["tools"])
+    else:
+        row["tools"] = None if how == "missing" else specs(row["meta"]["tools"])
     return row
 
 

@@ -23,6 +23,11 @@ SECRETS = [
     lambda r: "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA" + _token(r, 40),
     lambda r: "postgres://admin:" + _token(r, 14) + "@db.internal:5432/prod",
     lambda r: "AIza" + _token(r, 35, string.ascii_letters + string.digits + "_-"),
+    lambda r: "password: " + _token(r, 6, string.ascii_lowercase) + _token(r, 3, string.digits),
+    lambda r: '{"AccessKeyId": "ASIA' + _token(r, 16, string.ascii_uppercase + string.digits) + '", "SecretAccessKey": "' + _token(r, 40) + '"}',
+    lambda r: "glpat-" + _token(r, 20),
+    lambda r: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0." + _token(r, 43, string.ascii_letters + string.digits + "_-"),
+    lambda r: "https://hooks.slack.com/services/T" + _token(r, 8, string.ascii_uppercase + string.digits) + "/B" + _token(r, 8, string.ascii_uppercase + string.digits) + "/" + _token(r, 24),
 ]
 
 
@@ -62,6 +67,11 @@ JUNK = [
     ("thought", "{t}\nUser: please hurry"),
     ("final", "{a}<|im_end|>"),
     ("final", "{a} [/INST]"),
+    ("final", "<thinking>Let me check.</thinking>\n{a}"),
+    ("final", "{a}\n### Instruction: solve another task"),
+    ("final", "{a}<|endoftext|>"),
+    ("thought", "{t}\nAssistant: I will now call the tool."),
+    ("final", "{a}\n```"),
 ]
 
 
@@ -88,6 +98,10 @@ REFUSALS = [
     "Sorry, I can't assist with that.",
     "I won't be able to help with this one.",
     "As an AI, I do not have access to real-time data.",
+    "I'm not allowed to share that.",
+    "That's not something I can help with.",
+    "As an artificial intelligence, I have limits.",
+    "I cannot comply with this request.",
 ]
 
 
@@ -116,4 +130,32 @@ def phrased(template: str):
     return rephrase
 
 
-GOOD = {f"phrased:{t}": phrased(t) for t in PHRASINGS}
+def explained(row, ctx):
+    """A good row whose final answer is a sentence, as an LLM teacher explains it: the program's final thought,
+    where that states the answer ("The change is $29.23.", "Kastel is in Delsaria.")."""
+    sentence = row["steps"][-1]["thought"] or ""
+    truth = row["ground_truth"]["answer"]
+    items = truth if isinstance(truth, list) else [truth]
+    if not all(str(item).casefold() in sentence.casefold() or row["final_answer"] in sentence for item in items):
+        return None
+    return set_final_answer(row, sentence)
+
+
+def quoting_thoughts(row, ctx):
+    """A good row whose thoughts quote the previous result rightly, as LLM teachers do ("The calculator
+    returned 24.87, so ...", "The lookup says 'Kastel'...")."""
+    import re
+
+    previous = None
+    for step in row["steps"]:
+        if previous is not None and previous["observation"]:
+            numbers = re.findall(r"(?<![\w.])\d+(?:\.\d+)?", previous["observation"])
+            tool = previous["tool_name"] if previous["tool_name"] != "python" else "code"
+            value = numbers[-1] if numbers else f"'{previous['observation'][:30]}'"
+            verb = ctx.rng.choice(["returned", "gave", "says", "showed"])
+            step["thought"] = f"The {tool} {verb} {value}. {step['thought'] or ''}".strip()
+        previous = step
+    return render(row)
+
+
+GOOD = {**{f"phrased:{t}": phrased(t) for t in PHRASINGS}, "explained": explained, "quoting_thoughts": quoting_thoughts}
