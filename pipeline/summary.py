@@ -29,6 +29,8 @@ def format_summary(s: dict) -> str:
         parts.append(f"[reused {s['reused']} finished shard(s), wrote {s.get('written', 0)}]")
     parts.append(f"{s['seconds']:.1f}s")
     lines = [" ".join(parts)]
+    lines += [f"  {name}: concurrency settled at {e['concurrency']} of {e['max_concurrency']} ({e['rate_limited']} answers were 429)"
+              for name, e in sorted(s.get("endpoints", {}).items()) if e["rate_limited"] or e["concurrency"] != e["max_concurrency"]]
     for name, counts in sorted(s.get("funnels", {}).items()):  # LLM task synthesis, simulated users, reflection
         lines.append(f"  {name}: " + ", ".join(f"{key.replace('_', ' ')} {n}" for key, n in counts.items()))
     if s["stage"] == "verify":

@@ -14,7 +14,12 @@ return_token_ids). `counting=True` reports usage as a server would: prompt and c
 a word-and-punctuation tokenizer, and cached tokens = the longest token prefix shared with an earlier prompt
 (prompt caching), so a changed prefix shows as fewer cached tokens. It serves /models, /chat/completions,
 /completions, and enough of /files and /batches for the Batch API path (`hold_batches` keeps jobs in_progress
-until released). `raw_bodies` keeps the request bytes as they arrived.
+until released). `raw_bodies` keeps the request bytes as they arrived. Load, as real servers show it:
+- `max_concurrency=N` queues requests beyond N in flight (a server that is slow, never refusing);
+- `rate_limit_cap=N` answers 429 with `Retry-After: retry_after` at once to a request beyond N in flight
+  (a provider's concurrency limit); `server.rate_limited` counts them;
+- `latency` is seconds, or a function of the requests in flight (a vLLM that slows down under load);
+  `server.peak_in_flight` is the most it had at once.
 """
 
 import asyncio
@@ -86,10 +91,11 @@ def completion_body(path: str, body: dict, reply) -> dict:
 
 
 class FakeOpenAI:
-    def __init__(self, models=("fake-model",), responder=final_answer, latency: float = 0.0, max_concurrency: int | None = None,
-                 counting: bool = False):
+    def __init__(self, models=("fake-model",), responder=final_answer, latency=0.0, max_concurrency: int | None = None,
+                 counting: bool = False, rate_limit_cap: int | None = None, retry_after: str = "1"):
         self.models, self.responder, self.latency = list(models), responder, latency
-        self.max_concurrency = max_concurrency
+        self.max_concurrency, self.rate_limit_cap, self.retry_after = max_concurrency, rate_limit_cap, retry_after
+        self.in_flight = self.peak_in_flight = self.rate_limited = 0
         self.counting = counting
         self.prompts: list[list[str]] = []  # token lists of earlier prompts (counting=True): the prompt cache
         self.faults: list[Fault] = []
@@ -150,11 +156,20 @@ class FakeOpenAI:
             return web.Response(status=fault.status, headers=fault.headers, text=fault.body or json.dumps(error), content_type="application/json")
         if fault and fault.body is not None:
             return web.Response(text=fault.body, content_type="application/json")
-        if self._gate:
-            async with self._gate:
-                await asyncio.sleep(self.latency)
-        elif self.latency:
-            await asyncio.sleep(self.latency)
+        if self.rate_limit_cap is not None and self.in_flight >= self.rate_limit_cap:
+            self.rate_limited += 1
+            error = {"error": {"message": "too many requests in flight", "type": "requests", "code": "rate_limit_exceeded"}}
+            return web.json_response(error, status=429, headers={"Retry-After": self.retry_after})
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self._gate:
+                async with self._gate:
+                    await self._wait_latency()
+            else:
+                await self._wait_latency()
+        finally:
+            self.in_flight -= 1
         return web.json_response(self.answer(request.path, body))
 
     def answer(self, path: str, body: dict) -> dict:
@@ -174,6 +189,11 @@ class FakeOpenAI:
         completion = len(count_tokens(generated))
         return {"prompt_tokens": len(prompt), "completion_tokens": completion, "total_tokens": len(prompt) + completion,
                 "prompt_tokens_details": {"cached_tokens": cached}}
+
+    async def _wait_latency(self) -> None:
+        seconds = self.latency(self.in_flight) if callable(self.latency) else self.latency
+        if seconds:
+            await asyncio.sleep(seconds)
 
     def answer_line(self, line: dict) -> dict:
         path = line["url"].removeprefix("/v1")

@@ -6,32 +6,39 @@
     reply.text, reply.reasoning, reply.tool_calls, reply.usage()
 
 Messages are row messages (tool-call arguments as objects); they become JSON strings here, at the API
-boundary. The client owns the endpoint's concurrency and RPM/TPM limits, retries of transient failures with
-exponential backoff and jitter that honour Retry-After, timeouts, the response cache, token and cost
-accounting (cached prompt tokens and the batch discount: pricing.py) and `budget_usd`; reasoning traces
-(reasoning.py) and token ids and logprobs (capture.py) are read from the replies. Failures are one of two types:
+boundary. The client owns the endpoint's adaptive concurrency and shared cool-down (pipeline/llm/concurrency.py),
+RPM/TPM limits, retries of transient failures with full-jitter backoff on top of Retry-After (never earlier),
+patience with a busy endpoint (429s are retried until `rate_limit_patience_s`, also past `max_retries`),
+timeouts, the response cache, token and cost accounting (cached prompt tokens and the batch discount:
+pricing.py) and `budget_usd`; reasoning traces (reasoning.py) and token ids and logprobs (capture.py) are read
+from the replies. Requests go over a lean aiohttp path (pipeline/llm/http.py); the openai SDK serves the
+preflight and the Batch API. Failures are one of two types:
 - `LLMError`: this request failed for good (400 context length, 401, 404 model, retries exhausted, ...);
   the caller records it on its row.
 - `EndpointStopped`: no more requests may go to this endpoint (budget reached, quota exhausted); the stage
   stops, finished shards are kept, the rest is left for a later run.
 """
 
-import asyncio
 import email.utils
 import json
 import time
 from dataclasses import dataclass, field
 
+import aiohttp
 import openai
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import AsyncRetrying, retry_if_exception, wait_random_exponential
 
 from pipeline.errors import UserError
 from pipeline.llm import capture, local, pricing, reasoning, transient
 from pipeline.llm.cache import ResponseCache, request_key
+from pipeline.llm.concurrency import AdaptiveConcurrency, headroom
+from pipeline.llm.http import JSONPoster
 from pipeline.llm.limits import RateLimiter
 
 PATHS = {"chat": "/chat/completions", "completion": "/completions"}
 MAX_BACKOFF_S = 60.0
+JITTER = wait_random_exponential(multiplier=0.5, max=MAX_BACKOFF_S)  # uniform in [0, 0.5 s * 2^(attempt-1)], at most 60 s
+COOL_DOWN_S = 1.0  # a 429 without Retry-After cools the endpoint down this long
 
 
 class LLMError(Exception):
@@ -157,43 +164,52 @@ def retry_after_seconds(headers) -> float | None:
 
 
 def refused(exc: BaseException) -> OSError | None:
-    """The socket error under an SDK exception when the connection itself failed (refused, reset, no route):
-    the SDK's aiohttp transport reports a refused connection as a connect *timeout*."""
+    """The socket error under a transport exception when the connection itself failed (refused, reset, no
+    route): the innermost one says it best (ConnectionRefusedError under aiohttp's wrapper)."""
     seen, found = set(), None
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
-            found = exc  # the innermost one says it best (ConnectionRefusedError under the transport's wrapper)
+            found = exc
         exc = exc.__cause__ or exc.__context__
     return found
 
 
-def classify(exc: Exception) -> Exception:
-    """An exception from the SDK -> LLMError (retryable or not) or EndpointStopped."""
-    if isinstance(exc, openai.APIConnectionError) and refused(exc) is not None:
-        cause = refused(exc)
-        return LLMError("connection", f"{type(cause).__name__}: {cause}", retryable=True)
-    if isinstance(exc, openai.APITimeoutError):
+def status_error(status: int, headers, raw: bytes) -> Exception:
+    """A non-2xx answer -> LLMError (retryable or not) or EndpointStopped."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else {}
+    error = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+    code = str(error.get("code") or error.get("type") or "")
+    message = str(error.get("message") or raw[:300].decode("utf-8", "replace") or f"HTTP {status}")[:300]
+    if status == 429 and code == "insufficient_quota":
+        return EndpointStopped(f"the endpoint says the quota is exhausted: {message}")
+    if status in (408, 409, 429) or status >= 500:
+        kind = "rate_limit" if status == 429 else "server"
+        return LLMError(kind, message, status, retryable=True, retry_after=retry_after_seconds(headers))
+    if status == 400 and ("context_length" in code or "context length" in message.lower()):
+        return LLMError("context_length", message, status)
+    kind = {401: "auth", 403: "auth", 404: "not_found"}.get(status, "bad_request")
+    return LLMError(kind, message, status)
+
+
+def transport_error(exc: BaseException) -> LLMError:
+    """No answer: the timeout ran out, or the connection was refused, reset or cut mid-body."""
+    if isinstance(exc, TimeoutError):
         return LLMError("timeout", "no response in time", retryable=True)
-    if isinstance(exc, openai.APIConnectionError):
-        return LLMError("connection", str(exc.__cause__ or exc), retryable=True)
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        body = exc.body if isinstance(exc.body, dict) else {}
-        error = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
-        code, message = str(error.get("code") or error.get("type") or ""), str(error.get("message") or exc.message)[:300]
-        if status == 429 and code == "insufficient_quota":
-            return EndpointStopped(f"the endpoint says the quota is exhausted: {message}")
-        if status in (408, 409, 429) or status >= 500:
-            kind = "rate_limit" if status == 429 else "server"
-            return LLMError(kind, message, status, retryable=True, retry_after=retry_after_seconds(exc.response.headers))
-        if status == 400 and ("context_length" in code or "context length" in message.lower()):
-            return LLMError("context_length", message, status)
-        kind = {401: "auth", 403: "auth", 404: "not_found"}.get(status, "bad_request")
-        return LLMError(kind, message, status)
-    if isinstance(exc, ValueError):  # a truncated or non-JSON 200 body
-        return LLMError("malformed", f"response body is not valid JSON ({exc})", retryable=True)
-    return exc
+    cause = refused(exc) or exc
+    return LLMError("connection", f"{type(cause).__name__}: {cause}", retryable=True)
+
+
+def parse_body(mode: str, raw: bytes) -> Reply:
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:  # a truncated or non-JSON 200 body
+        raise LLMError("malformed", f"response body is not valid JSON ({exc})", retryable=True) from None
+    return parse_reply(mode, data if isinstance(data, dict) else {})
 
 
 class LLMClient:
@@ -202,14 +218,14 @@ class LLMClient:
     def __init__(self, name: str, profile: dict, cache: ResponseCache, api_key: str | None = None):
         self.name, self.profile, self.cache = name, profile, cache
         self.model, self.mode = profile["model"], profile["mode"]
-        self.semaphore = asyncio.Semaphore(profile["max_concurrency"])
+        self.concurrency = AdaptiveConcurrency(profile["max_concurrency"], profile["adaptive_concurrency"], profile["target_latency_s"])
         self.limiter = RateLimiter(profile["rpm"], profile["tpm"])
-        self.api = openai.AsyncOpenAI(
-            base_url=profile["base_url"], api_key=api_key or "unused", max_retries=0, timeout=profile["timeout_s"],
-            http_client=http_client(profile["timeout_s"]))
+        self.http = JSONPoster(profile["base_url"], api_key, profile["timeout_s"], profile["max_concurrency"])
+        self.api = openai.AsyncOpenAI(base_url=profile["base_url"], api_key=api_key or "unused", max_retries=0, timeout=profile["timeout_s"])
         self.budget = profile["budget_usd"]
         self.spent = cache.spent(name)  # by this run directory, all processes (as of this process's last reply)
-        self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "failed": 0, "transient": 0, "spent_usd": 0.0}
+        self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "rate_limited": 0, "failed": 0, "transient": 0, "spent_usd": 0.0}
+        self.tokens_per_request = 0.0  # a running mean, to read x-ratelimit-remaining-tokens as requests
         self.watch = local.Watch.of(profile)  # the local server's process, for `base_url: local` endpoints
         self.batch = None  # a pipeline.llm.batch.BatchRounds when the endpoint uses the Batch API
 
@@ -236,9 +252,9 @@ class LLMClient:
         if self.batch is not None:
             self.batch.defer(key, mode, body)
             raise Deferred(key)
-        began = time.perf_counter()
+        began = time.monotonic()
         try:
-            reply = await self._send_with_retries(mode, body)
+            reply = await self._send_with_retries(mode, body, began)
         except LLMError as exc:
             self.stats["failed"] += 1
             self.check_alive()  # a dead local server stops the stage, naming why, instead of failing rows
@@ -246,7 +262,7 @@ class LLMClient:
                 self.stats["transient"] += 1
                 transient.note(exc.kind)
             raise
-        reply.seconds = time.perf_counter() - began
+        reply.seconds = time.monotonic() - began
         self.record(key, reply)
         return reply
 
@@ -272,44 +288,73 @@ class LLMClient:
                                   f"(${self.spent:.4f} spent by this run directory); "
                                   f"finished shards are kept: raise the budget and re-run to go on (cached replies are free)")
 
-    async def _send_with_retries(self, mode: str, body: dict) -> Reply:
+    async def _send_with_retries(self, mode: str, body: dict, began: float) -> Reply:
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.profile["max_retries"] + 1),
-            wait=self._wait, retry=retry_if_exception(lambda e: isinstance(e, LLMError) and e.retryable),
-            before_sleep=self._count_retry, reraise=True)
+            stop=self._stop(began + self.profile["rate_limit_patience_s"]), wait=self._wait,
+            retry=retry_if_exception(lambda e: isinstance(e, LLMError) and e.retryable), before_sleep=self._count_retry, reraise=True)
         async for attempt in retrying:
             with attempt:
-                return await self._send_once(mode, body)
+                return await self._send_once(mode, body, began)
 
     def _count_retry(self, state) -> None:
         self.stats["retries"] += 1
 
+    def _stop(self, deadline: float):
+        """After max_retries, only a rate-limited request goes on, until the deadline: the endpoint is busy,
+        not broken."""
+        attempts = self.profile["max_retries"] + 1
+
+        def stop(state) -> bool:
+            if state.attempt_number < attempts:
+                return False
+            exc = state.outcome.exception()
+            return not (isinstance(exc, LLMError) and exc.kind == "rate_limit" and time.monotonic() < deadline)
+
+        return stop
+
     @staticmethod
     def _wait(state) -> float:
-        """Retry-After when the server gave one, else exponential backoff with full jitter."""
+        """Full jitter on top of Retry-After, so retries never come early and never all at once."""
         exc = state.outcome.exception()
-        if isinstance(exc, LLMError) and exc.retry_after is not None:
-            return exc.retry_after
-        return wait_random_exponential(multiplier=0.5, max=MAX_BACKOFF_S)(state)
+        floor = exc.retry_after if isinstance(exc, LLMError) and exc.retry_after is not None else 0.0
+        return floor + JITTER(state)
 
-    async def _send_once(self, mode: str, body: dict) -> Reply:
+    async def _send_once(self, mode: str, body: dict, began: float) -> Reply:
+        """One attempt, in a slot of the endpoint's concurrency (oldest requests first, retries included)."""
         estimated = estimate_tokens(body) if self.limiter.tokens else 0
-        async with self.semaphore:
+        rank = await self.concurrency.acquire(began)
+        try:
             await self.limiter.acquire(estimated)
             self.check_budget()
             self.check_alive()
             self.stats["requests"] += 1
-            try:
-                data = await self.api.post(PATHS[mode], cast_to=object, body=body)
-            except Exception as exc:
-                raise classify(exc) from None
-        reply = parse_reply(mode, data if isinstance(data, dict) else {})
-        self.limiter.settle(estimated, reply.prompt_tokens + reply.completion_tokens)
+            sent_at = time.monotonic()
+            status, headers, raw = await self.http.post(PATHS[mode], body)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.concurrency.failed()
+            raise transport_error(exc) from None
+        except BaseException:
+            self.concurrency.failed()
+            raise
+        if not 200 <= status < 300:
+            error = status_error(status, headers, raw)
+            if isinstance(error, LLMError) and error.kind == "rate_limit":
+                self.stats["rate_limited"] += 1
+                self.concurrency.rate_limited(sent_at, rank, COOL_DOWN_S if error.retry_after is None else error.retry_after)
+            else:
+                self.concurrency.failed()
+            raise error
+        self.concurrency.succeeded(sent_at, time.monotonic() - sent_at, headroom(headers, self.tokens_per_request))
+        reply = parse_body(mode, raw)
+        tokens = reply.prompt_tokens + reply.completion_tokens
+        self.tokens_per_request += (tokens - self.tokens_per_request) * 0.1
+        self.limiter.settle(estimated, tokens)
         if reply.finish_reason == "content_filter":
             raise LLMError("content_filter", "the endpoint withheld the reply (finish_reason=content_filter)")
         return reply
 
     async def close(self) -> None:
+        await self.http.close()
         await self.api.close()
 
 
@@ -317,12 +362,3 @@ def estimate_tokens(body: dict) -> int:
     """A pre-request guess for the TPM limit: about 4 characters a token, plus the completion budget."""
     text = body.get("prompt") or json.dumps(body.get("messages", ""))
     return len(text) // 4 + int(body.get("max_tokens") or 256)
-
-
-def http_client(timeout_s: float):
-    """aiohttp transport when available: about half the CPU per call of the default one at high concurrency.
-    Its connection pool (1,000) is larger than any sensible max_concurrency, which the client enforces."""
-    try:
-        return openai.DefaultAioHttpClient(timeout=timeout_s)
-    except RuntimeError:
-        return openai.DefaultAsyncHttpxClient(timeout=timeout_s)

@@ -36,11 +36,15 @@ def share_endpoint_limits(data: dict, workers: int) -> dict:
 
 
 def summed_stats(clients: dict) -> dict:
-    """Request counts and spend of this invocation, summed over a stage's open endpoints."""
+    """Request counts and spend of this invocation, summed over a stage's open endpoints, and per endpoint
+    the concurrency its replies came at (adaptive: pipeline/llm/concurrency.py) and its 429s."""
     totals = {}
     for client in clients.values():
         for key, value in client.stats.items():
             totals[key] = totals.get(key, 0) + value
+    if clients:
+        totals["endpoints"] = {name: {"concurrency": client.concurrency.settled(), "max_concurrency": client.profile["max_concurrency"],
+                                      "rate_limited": client.stats["rate_limited"]} for name, client in clients.items()}
     return totals
 
 
