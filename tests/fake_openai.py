@@ -170,7 +170,8 @@ class FakeOpenAI:
                 await self._wait_latency()
         finally:
             self.in_flight -= 1
-        return web.json_response(self.answer(request.path, body))
+        headers = fault.headers if fault else None  # a Fault(200, headers) answers normally, with those headers
+        return web.json_response(self.answer(request.path, body), headers=headers)
 
     def answer(self, path: str, body: dict) -> dict:
         out = completion_body(path, body, self.responder(path, body))

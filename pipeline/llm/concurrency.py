@@ -9,9 +9,10 @@
 The limit starts at `max_concurrency` and, with `adaptive` on, moves with what the endpoint says:
 - a 429 for a request sent as the k-th in flight says the endpoint takes fewer than k: the limit drops to
   at most k - 1 (a burst of 429s lands on the server's cap in one round trip, without halving below it);
-- a success whose `x-ratelimit-remaining-*` headroom is smaller than the requests already in flight, or a
-  reply slower than `target_latency_s`, multiplies the limit by DECREASE, once per episode (signals from
-  requests sent before the last cut are the same episode);
+- a success whose `x-ratelimit-remaining-*` headroom is smaller than the requests already in flight
+  multiplies the limit by DECREASE; a reply slower than `target_latency_s` by target/latency (between 0.5
+  and DECREASE: about where the target is met). Once per episode: signals from requests sent before the
+  last cut are the same episode;
 - each success adds 1/limit (about one more request per round trip; +1 per success, doubling per round trip,
   while the limit is under half of what it was before the last episode), never above the maximum. Not while
   a cool-down runs (having just learnt a cap, the client probes past it about once per Retry-After), and
@@ -86,10 +87,14 @@ class AdaptiveConcurrency:
         self.latency += (latency - self.latency) * 0.1
         self.quiet = False
         if self.adaptive:
-            slow = self.target_latency_s is not None and latency > self.target_latency_s
-            if slow or (headroom is not None and headroom < self.in_flight):
+            factor = 1.0
+            if self.target_latency_s is not None and latency > self.target_latency_s:
+                factor = max(0.5, min(DECREASE, self.target_latency_s / latency))  # about where the target is met
+            if headroom is not None and headroom < self.in_flight:
+                factor = min(factor, DECREASE)
+            if factor < 1.0:
                 if self._new_episode(sent_at):
-                    self.limit = max(MINIMUM, self.limit * DECREASE)
+                    self.limit = max(MINIMUM, self.limit * factor)
             elif time.monotonic() >= self.cool_until and len(self._waiters) * self.latency >= self.limit * self.retry_after:
                 self.limit = min(self.maximum, self.limit + (1.0 if self.limit < self.threshold else 1.0 / self.limit))
         self._release()
