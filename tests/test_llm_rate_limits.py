@@ -3,17 +3,20 @@ its retries are spread, never earlier than Retry-After; one 429 cools the whole 
 concurrency drops under 429s (and rate-limit headers, and a latency target) and recovers."""
 
 import asyncio
+import json
 import time
 from collections import Counter
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
+from pipeline import cli
 from pipeline.llm.cache import ResponseCache
 from pipeline.llm.client import LLMClient, LLMError
 from pipeline.llm.concurrency import AdaptiveConcurrency
 from pipeline.llm.http import env_proxy
-from tests.fake_openai import FakeOpenAI, Fault
+from tests.fake_openai import FakeOpenAI, Fault, calculator_solver
 from tests.test_llm_client import profile
 
 
@@ -168,3 +171,22 @@ def test_the_request_path_honours_proxy_variables(monkeypatch, url, expected):
     monkeypatch.setenv("HTTP_PROXY", "http://proxy:3128")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     assert env_proxy(url) == expected
+
+
+def test_the_sample_stage_under_a_429_cap_loses_no_row_and_shows_where_concurrency_settled(tmp_path, capsys):
+    with FakeOpenAI(responder=calculator_solver, latency=0.05, rate_limit_cap=3, retry_after="0.5") as server:
+        config = {
+            "run": {"rows_per_shard": 6},
+            "endpoints": {"fake": {"base_url": server.base_url, "model": "fake-model", "max_concurrency": 12, "max_retries": 0}},
+            "synthesize": {"generators": [{"name": "arithmetic", "count": 24}]},
+            "sample": {"teachers": [{"name": "t", "policy": "llm", "endpoint": "fake", "formats": ["react"], "max_steps": 4}]},
+        }
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        assert cli.main(["run", str(path), "--run-dir", str(tmp_path / "run"), "--stages", "synthesize,sample"]) == 0
+        rate_limited = server.rate_limited
+    summary = json.loads((tmp_path / "run" / "report.json").read_text())["stages"]["sample"]
+    assert summary["rows_out"] == 24 and summary.get("errors", 0) == 0  # max_retries 0: every 429 would have cost a row
+    settled = summary["endpoints"]["fake"]
+    assert rate_limited > 0 and settled["rate_limited"] == rate_limited and settled["concurrency"] in (3, 4)  # the server's cap
+    assert f"fake: concurrency settled at {settled['concurrency']} of 12 ({rate_limited} answers were 429)" in capsys.readouterr().out
