@@ -70,6 +70,13 @@ def test_rate_limited_requests_go_on_past_max_retries_until_the_patience_runs_ou
     assert len(server.completions) == 4 + 2 and client.stats["failed"] == 1
 
 
+def test_a_retry_after_past_the_patience_gives_up_at_once(server, tmp_path):
+    server.faults.append(Fault(429, {"Retry-After": "3600"}))
+    start = time.monotonic()
+    (error,), _ = ask_many(server, tmp_path, ["later"], rate_limit_patience_s=60)
+    assert isinstance(error, LLMError) and error.kind == "rate_limit" and time.monotonic() - start < 5
+
+
 def test_one_429_holds_back_every_request_to_the_endpoint_until_retry_after(server, tmp_path):
     server.faults.append(Fault(429, {"Retry-After": "1"}))
 

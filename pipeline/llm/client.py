@@ -301,14 +301,15 @@ class LLMClient:
 
     def _stop(self, deadline: float):
         """After max_retries, only a rate-limited request goes on, until the deadline: the endpoint is busy,
-        not broken."""
+        not broken. One told to come back after the deadline gives up at once (the next run retries it)."""
         attempts = self.profile["max_retries"] + 1
 
         def stop(state) -> bool:
-            if state.attempt_number < attempts:
-                return False
             exc = state.outcome.exception()
-            return not (isinstance(exc, LLMError) and exc.kind == "rate_limit" and time.monotonic() < deadline)
+            busy = isinstance(exc, LLMError) and exc.kind == "rate_limit"
+            if busy and exc.retry_after and time.monotonic() + exc.retry_after > deadline:
+                return True
+            return state.attempt_number >= attempts and not (busy and time.monotonic() < deadline)
 
         return stop
 

@@ -20,7 +20,7 @@ The limit starts at `max_concurrency` and, with `adaptive` on, moves with what t
   and should not become the last row of the run.
 
 The cool-down is shared by every request to the endpoint, adaptive or not: a 429 with Retry-After R starts
-it (until now + R), and until some request succeeds no request is sent at all. A provider whose window is
+it (until now + R, R at most MAX_COOL_DOWN_S), and until some request succeeds no request is sent at all. A provider whose window is
 exhausted answers every request with 429: the endpoint then goes quiet until Retry-After, instead of every
 waiting episode finding the limit out alone. A server that caps requests in flight keeps answering the
 others, so the next success ends the quiet spell and only the limit is held.
@@ -33,6 +33,7 @@ import time
 
 DECREASE = 0.9
 MINIMUM = 1.0
+MAX_COOL_DOWN_S = 60.0  # a Retry-After of an hour (a daily quota) still lets a probe through each minute
 
 
 class AdaptiveConcurrency:
@@ -105,7 +106,7 @@ class AdaptiveConcurrency:
         if self.adaptive:
             self._new_episode(sent_at)
             self.limit = max(MINIMUM, min(self.limit, rank - 1.0))
-        self.retry_after = retry_after
+        retry_after = self.retry_after = min(retry_after, MAX_COOL_DOWN_S)
         now = time.monotonic()
         if now + retry_after > self.cool_until:
             self.cool_until = now + retry_after
