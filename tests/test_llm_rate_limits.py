@@ -1,6 +1,6 @@
 """Rate limits and load against a fake OpenAI-compatible server over real HTTP: a 429 storm loses no row and
 its retries are spread, never earlier than Retry-After; one 429 cools the whole endpoint down; the adaptive
-concurrency drops under 429s (and rate-limit headers, and a latency target) and recovers."""
+concurrency drops under 429s (and rate-limit headers, and a latency target) and recovers; `run.workers: auto`."""
 
 import asyncio
 import json
@@ -16,6 +16,7 @@ from pipeline.llm.cache import ResponseCache
 from pipeline.llm.client import LLMClient, LLMError
 from pipeline.llm.concurrency import AdaptiveConcurrency
 from pipeline.llm.http import env_proxy
+from pipeline.llm.workers import choose_workers
 from tests.fake_openai import FakeOpenAI, Fault, calculator_solver
 from tests.test_llm_client import profile
 
@@ -197,3 +198,20 @@ def test_the_sample_stage_under_a_429_cap_loses_no_row_and_shows_where_concurren
     settled = summary["endpoints"]["fake"]
     assert rate_limited > 0 and settled["rate_limited"] == rate_limited and settled["concurrency"] in (3, 4)  # the server's cap
     assert f"fake: concurrency settled at {settled['concurrency']} of 12 ({rate_limited} answers were 429)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("setting, concurrency, target, cpus, expected", [
+    (3, 64, None, 2, 3),          # a number is a number
+    ("auto", 64, None, 2, 1),     # 128 requests/s: one process
+    ("auto", 1024, None, 16, 4),  # 2,048 requests/s: four processes of 600
+    ("auto", 1024, None, 4, 2),   # at most half of the CPUs
+    ("auto", 1024, 4.0, 16, 1),   # a slow endpoint: 256 requests/s
+    ("auto", 1, None, 16, 1),     # the embedded llama.cpp teacher
+])
+def test_auto_workers_follow_the_endpoints_request_rate(setting, concurrency, target, cpus, expected):
+    profiles = {"e": {"max_concurrency": concurrency, "target_latency_s": target}}
+    assert choose_workers(setting, profiles, ["e"], cpus) == expected
+
+
+def test_auto_workers_without_llm_endpoints_is_one():
+    assert choose_workers("auto", {}, [], 16) == 1
