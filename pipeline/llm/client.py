@@ -221,13 +221,22 @@ class LLMClient:
         self.concurrency = AdaptiveConcurrency(profile["max_concurrency"], profile["adaptive_concurrency"], profile["target_latency_s"])
         self.limiter = RateLimiter(profile["rpm"], profile["tpm"])
         self.http = JSONPoster(profile["base_url"], api_key, profile["timeout_s"], profile["max_concurrency"])
-        self.api = openai.AsyncOpenAI(base_url=profile["base_url"], api_key=api_key or "unused", max_retries=0, timeout=profile["timeout_s"])
+        self._api_key = api_key
+        self._api: openai.AsyncOpenAI | None = None
         self.budget = profile["budget_usd"]
         self.spent = cache.spent(name)  # by this run directory, all processes (as of this process's last reply)
         self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "rate_limited": 0, "failed": 0, "transient": 0, "spent_usd": 0.0}
         self.tokens_per_request = 0.0  # a running mean, to read x-ratelimit-remaining-tokens as requests
         self.watch = local.Watch.of(profile)  # the local server's process, for `base_url: local` endpoints
         self.batch = None  # a pipeline.llm.batch.BatchRounds when the endpoint uses the Batch API
+
+    @property
+    def api(self) -> openai.AsyncOpenAI:
+        """The SDK client, for the preflight and the Batch API (Files, Batches); made on first use."""
+        if self._api is None:
+            self._api = openai.AsyncOpenAI(base_url=self.profile["base_url"], api_key=self._api_key or "unused", max_retries=0,
+                                           timeout=self.profile["timeout_s"])
+        return self._api
 
     async def chat(self, messages: list[dict], *, tools: list[dict] | None = None, sample_key=None, **params) -> Reply:
         """One chat request; the reply's reasoning is read as the endpoint's `reasoning` setting says."""
@@ -356,7 +365,8 @@ class LLMClient:
 
     async def close(self) -> None:
         await self.http.close()
-        await self.api.close()
+        if self._api is not None:
+            await self._api.close()
 
 
 def estimate_tokens(body: dict) -> int:

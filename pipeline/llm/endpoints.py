@@ -10,6 +10,7 @@ enters around a stage).
 import copy
 import math
 import os
+import time
 from pathlib import Path
 
 import openai
@@ -22,6 +23,8 @@ from pipeline.llm.client import LLMClient
 
 CACHE_FILE = "cache.sqlite"
 SHARED_LIMITS = ("max_concurrency", "rpm", "tpm")
+RECHECK_AFTER_S = 60.0
+_answered: dict[tuple, float] = {}  # (base_url, model, key variable) -> when this process last found it serving
 
 
 def share_endpoint_limits(data: dict, workers: int) -> dict:
@@ -74,7 +77,8 @@ class Endpoints:
                     raise RuntimeError(f"endpoints.{name}: start the local server first (pipeline.llm.local.Serving)")
                 client = LLMClient(name, profile, self.cache, keys[name])
                 self.clients[name] = client
-                await preflight(name, profile, client.api)
+                if not recently_answered(profile):  # `trajforge run` checked it a moment ago in this process
+                    await preflight(name, profile, client.api)
                 if profile["batch"]:
                     client.batch = BatchRounds(client)
                     await client.batch.resume()
@@ -109,6 +113,11 @@ async def check(profiles: dict, names) -> None:
             await api.close()
 
 
+def recently_answered(profile: dict) -> bool:
+    seen = _answered.get((profile["base_url"], profile["model"], profile["api_key_env"]))
+    return seen is not None and time.monotonic() - seen < RECHECK_AFTER_S
+
+
 async def preflight(name: str, profile: dict, api: openai.AsyncOpenAI) -> None:
     """One GET /models: a wrong base_url, a rejected key or a model the endpoint does not serve is one clear
     error here, not thousands of failed rows later."""
@@ -125,3 +134,4 @@ async def preflight(name: str, profile: dict, api: openai.AsyncOpenAI) -> None:
     if profile["model"] not in served:
         shown = ", ".join(served[:8]) + (" ..." if len(served) > 8 else "")
         raise UserError(f"endpoints.{name}.model: {url} does not serve '{profile['model']}' (it serves: {shown or 'nothing'})")
+    _answered[(url, profile["model"], profile["api_key_env"])] = time.monotonic()
