@@ -95,7 +95,7 @@ class FakeOpenAI:
                  counting: bool = False, rate_limit_cap: int | None = None, retry_after: str = "1"):
         self.models, self.responder, self.latency = list(models), responder, latency
         self.max_concurrency, self.rate_limit_cap, self.retry_after = max_concurrency, rate_limit_cap, retry_after
-        self.in_flight = self.peak_in_flight = self.rate_limited = 0
+        self.in_flight = self.peak_in_flight = self.rate_limited = self.model_lists = 0
         self.counting = counting
         self.prompts: list[list[str]] = []  # token lists of earlier prompts (counting=True): the prompt cache
         self.faults: list[Fault] = []
@@ -141,6 +141,7 @@ class FakeOpenAI:
         self.port = site._server.sockets[0].getsockname()[1]
 
     async def list_models(self, request):
+        self.model_lists += 1
         return web.json_response({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]})
 
     async def complete(self, request):

@@ -182,11 +182,12 @@ def test_the_sample_stage_under_a_429_cap_loses_no_row_and_shows_where_concurren
         path = tmp_path / "config.yaml"
         path.write_text(yaml.safe_dump(config))
         assert cli.main(["run", str(path), "--run-dir", str(tmp_path / "run"), "--stages", "synthesize,sample"]) == 0
-        rate_limited = server.rate_limited
+        rate_limited, model_lists = server.rate_limited, server.model_lists
     summary = json.loads((tmp_path / "run" / "report.json").read_text())["stages"]["sample"]
     assert summary["rows_out"] == 24 and summary.get("errors", 0) == 0  # max_retries 0: every 429 would have cost a row
     settled = summary["endpoints"]["fake"]
     assert rate_limited > 0 and settled["rate_limited"] == rate_limited and settled["concurrency"] in (3, 4)  # the server's cap
+    assert model_lists == 1  # checked before the first stage, not again when the stage opens it
     assert f"fake: concurrency settled at {settled['concurrency']} of 12 ({rate_limited} answers were 429)" in capsys.readouterr().out
 
 
