@@ -7,7 +7,8 @@ An executor is one module with one entry point,
 that runs shards `todo` of `job` (through `job.run_all`, never its own shard logic), shows progress and
 returns what the stage counted (LLM requests, cache hits, ...); optionally `prepare(options)` checks, before
 any work, that it can run at all (a Ray cluster that does not answer fails there). `options` are the
-command's: {"name": "local" | "ray", "address": ..., "workers": run.workers}. Adding an executor is one
+command's: {"name": "local" | "ray", "address": ..., "workers": run.workers (a number, per stage; "auto" is
+resolved by pipeline/llm/workers.py)}. Adding an executor is one
 module and one line in EXECUTORS. `slurm` is the other kind: it writes sbatch scripts whose tasks run
 `trajforge <stage> --shard I/N`, each of which runs here again.
 """
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from pipeline import config as configlib
 from pipeline.curate.stage import CurateStage
+from pipeline.llm.workers import choose_workers
 from pipeline.publish import stage as publish
 from pipeline.shardjob import ShardJob, ShardSpec, num_shards
 
@@ -68,8 +70,10 @@ def _run_row_stage(name: str, config: configlib.Config, run_dir: Path, spec: Sha
     todo = job.todo(selected)
     stats = {}
     if todo:
-        profiles = serving.profiles(config["endpoints"], configlib.stage_endpoints(config.data, name))
+        used = configlib.stage_endpoints(config.data, name)
+        profiles = serving.profiles(config["endpoints"], used)
         served = configlib.Config({**config.data, "endpoints": profiles}, config.path)
+        options = {**options, "workers": choose_workers(options["workers"], profiles, used)}
         stats = executor(choose(options, todo)).run(ShardJob.build(name, served, run_dir), todo, options)
     return job.summary(selected, todo, stats)
 
