@@ -53,6 +53,7 @@ def check_references(data: dict, where: str) -> None:
             _check_user_simulator(data, where, field, teacher)
     _check_judges(data, where)
     _check_llm_tasks(data, where)
+    _check_environments(data, where)
     from pipeline.curate import settings
 
     settings.check(data, where)
@@ -111,6 +112,20 @@ def _check_llm_tasks(data: dict, where: str) -> None:
         if reviewers and spec["committee"]["quorum"] > len(reviewers):
             raise UserError(f"{where}: {field}.committee.quorum: {spec['committee']['quorum']} is more than the "
                             f"{len(reviewers)} reviewer(s) configured")
+
+
+def _check_environments(data: dict, where: str) -> None:
+    """Environment names that would clash with built-in tools, and plugins that are not installed (servers are
+    started and modules imported when a stage opens them: `trajforge list tools CONFIG` tries that alone)."""
+    if not data["environments"]:
+        return
+    from pipeline.environments import FACTORIES, RESERVED
+
+    for name, spec in data["environments"].items():
+        if name in RESERVED:
+            raise UserError(f"{where}: environments.{name}: '{name}' is a built-in tool or resource name; choose another")
+        if "plugin" in spec:
+            _check_name(where, f"environments.{name}.plugin", spec["plugin"], FACTORIES, "environment plugin")
 
 
 def _check_name(where: str, field: str, name: str, registry, what: str) -> None:

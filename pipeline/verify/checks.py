@@ -1,10 +1,12 @@
 """Program checks. A check is a plain function `(row, options) -> {name, passed, detail}`; `options` are the
 check's settings from the config (`verify.checks[i].options`). A new check is one function plus one registry
-line, and its options' defaults in DEFAULT_OPTIONS."""
+line, and its options' defaults in DEFAULT_OPTIONS. An installed package adds checks through the
+`trajforge.checks` entry point (pipeline/plugins.py); a plugin check's option defaults are its
+`default_options` attribute."""
 
 import re
 
-from pipeline import schema
+from pipeline import plugins, schema
 from pipeline.jsonutil import canonical_json
 from pipeline.tools.base import DEFAULT_MAX_OBSERVATION_CHARS
 from pipeline.verify import code_safety, content, context, credentials, grounding, junk, replay
@@ -189,3 +191,13 @@ CHECKS = {
     "code_safety": check_code_safety,
     "step_ids": check_step_ids,
 }
+
+
+def _check(name: str, value):
+    if not callable(value):
+        raise TypeError(f"{value!r} is not a function (row, options) -> result")
+    DEFAULT_OPTIONS.setdefault(name, dict(getattr(value, "default_options", {})))
+    return value
+
+
+CHECKS = plugins.merged("checks", CHECKS, _check)

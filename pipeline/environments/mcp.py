@@ -1,0 +1,177 @@
+"""An MCP server as an environment: its tools, listed at open, become ordinary tools `<environment>.<tool>`.
+
+```yaml
+environments:
+  inv:
+    mcp:
+      command: [python, examples/inventory_server.py]   # stdio; or url: http://127.0.0.1:8000/mcp
+      isolation: per_episode        # a fresh server (stdio) or MCP session (HTTP) per episode; or shared
+      reset_tool: reset             # optional: called at the start of every episode (hidden from the agent)
+      snapshot_tool: snapshot       # optional: the server's state as JSON, the row's final state (hidden)
+```
+`per_episode` keeps stateful servers from leaking state between episodes (at most `max_sessions` at once);
+`shared` keeps one session for the stage, and with a `reset_tool` runs the episodes that use it one at a time
+so a reset never lands in the middle of another episode. `${NAME}` in `env` and `headers` values is replaced
+by the environment variable NAME, so keys stay out of configs and rows.
+"""
+
+import asyncio
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from pipeline.environments.base import Environment
+from pipeline.environments.mcp_client import Connection
+from pipeline.errors import UserError
+from pipeline.tools.base import EnvironmentDown, Observation
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand(where: str, value: str) -> str:
+    def variable(match):
+        name = match.group(1)
+        if name not in os.environ:
+            raise UserError(f"{where}: environment variable {name} is not set")
+        return os.environ[name]
+
+    return _VARIABLE.sub(variable, value)
+
+
+class McpEnvironment(Environment):
+    def __init__(self, name: str, spec: dict, log_dir: Path | None):
+        super().__init__()
+        self.name, self.spec = name, spec
+        self.where = f"environments.{name}.mcp"
+        self.log_path = log_dir / f"{name}.log" if log_dir is not None and "command" in spec else None
+        self.hidden = {spec.get("reset_tool"), spec.get("snapshot_tool")} - {None}
+        self.stateful = "snapshot_tool" in spec
+        self.shared: Connection | None = None
+        self._slot = None
+        if "command" in spec:
+            self.source = "mcp stdio: " + " ".join(spec["command"])
+        else:
+            self.source = "mcp http: " + spec["url"]
+
+    @property
+    def label(self) -> str:
+        return f"environment '{self.name}' ({self.source.split(': ', 1)[1]})"
+
+    def target(self) -> dict:
+        spec = self.spec
+        if "url" in spec:
+            headers = {key: expand(f"{self.where}.headers.{key}", value) for key, value in spec.get("headers", {}).items()}
+            return {"url": spec["url"], "headers": headers, "timeout_s": spec["call_timeout_s"]}
+        command = list(spec["command"])
+        if command[0] in ("python", "python3"):  # the server runs on trajforge's interpreter (and its mcp SDK)
+            command[0] = sys.executable
+        env = {key: expand(f"{self.where}.env.{key}", value) for key, value in spec.get("env", {}).items()}
+        return {"command": command[0], "args": command[1:], "env": env, "cwd": spec.get("cwd")}
+
+    def connect(self) -> Connection:
+        return Connection(self.label, self.target(), self.spec["startup_timeout_s"], self.log_path).open()
+
+    def open(self) -> None:
+        connection = self.connect()
+        try:
+            listed = connection.list_tools(self.spec["call_timeout_s"])
+        except Exception:
+            connection.close()
+            raise
+        try:
+            self._add_tools(listed)
+        finally:
+            if self.spec["isolation"] == "shared":
+                self.shared = connection
+            else:
+                connection.close()
+
+    def _add_tools(self, listed: list) -> None:
+        names = {tool.name for tool in listed}
+        for hidden in sorted(self.hidden - names):
+            raise UserError(f"{self.where}: the server has no tool '{hidden}' (it lists: {', '.join(sorted(names)) or 'none'})")
+        wanted = self.spec.get("tools")
+        for name in sorted(set(wanted or []) - names):
+            raise UserError(f"{self.where}.tools: the server has no tool '{name}' (it lists: {', '.join(sorted(names))})")
+        read_only = set(self.spec.get("read_only_tools", []))
+        for name in sorted(read_only - names):
+            raise UserError(f"{self.where}.read_only_tools: the server has no tool '{name}'")
+        for tool in listed:
+            if tool.name in self.hidden or (wanted and tool.name not in wanted):
+                continue
+            hint = bool(tool.annotations and tool.annotations.read_only_hint)
+            quiet = tool.name in read_only or hint
+            self.add_tool(tool.name, tool.description or "", tool.input_schema, self._caller(tool.name), read_only=quiet, concurrent=quiet)
+        if not self.tools:
+            raise UserError(f"{self.label}: the server lists no tools{' the agent may call' if names else ''}")
+
+    def _caller(self, tool_name: str):
+        return lambda arguments, env: env.resource(self.name, self.resource).call(tool_name, arguments)
+
+    def slot(self):
+        """Bound concurrent episodes: `max_sessions` servers at once per episode, or one at a time for a shared
+        server that is reset between episodes."""
+        if self._slot is None:
+            if self.spec["isolation"] == "per_episode":
+                self._slot = asyncio.Semaphore(self.spec["max_sessions"])
+            elif "reset_tool" in self.spec:
+                self._slot = asyncio.Lock()
+        return self._slot if self._slot is not None else super().slot()
+
+    def resource(self, env) -> "Session":
+        return Session(self, env)
+
+    def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
+            self.shared = None
+
+
+class Session:
+    """One episode's use of the server: its own connection (per_episode) or the shared one, reset first when
+    the environment has a reset tool (arguments: the task's `environment.<name>`, if any)."""
+
+    def __init__(self, environment: McpEnvironment, env):
+        self.environment, self.env = environment, env
+        self.owned = environment.shared is None
+        self.connection = environment.connect() if self.owned else environment.shared
+        self.snapshot = self._snapshot if environment.stateful else None
+        reset = environment.spec.get("reset_tool")
+        if reset:
+            arguments = env.spec.get(environment.name) or {}
+            observation = self._call(reset, arguments, "reset")
+            if observation.error:
+                self.close()
+                raise EnvironmentDown(f"{environment.label}: the reset tool '{reset}' failed: {observation.content[:300]}")
+
+    def _call(self, tool_name: str, arguments: dict, kind: str | None = None) -> Observation:
+        timeout = self.environment.spec["call_timeout_s"]
+        try:
+            observation = self.connection.call_tool(tool_name, arguments, timeout)
+        except EnvironmentDown:
+            self.close()
+            raise
+        if kind is not None and self.env.recording is not None:
+            self.env.recording.write(self.environment.name, arguments, observation, 0.0, kind=kind)
+        return observation
+
+    def call(self, tool_name: str, arguments: dict) -> Observation:
+        return self._call(tool_name, arguments)
+
+    def _snapshot(self) -> dict:
+        name = self.environment.spec["snapshot_tool"]
+        observation = self._call(name, {}, "snapshot")
+        try:
+            state = json.loads(observation.content)
+        except json.JSONDecodeError:
+            state = None
+        if observation.error or not isinstance(state, dict):
+            raise EnvironmentDown(f"{self.environment.label}: the snapshot tool '{name}' did not return a JSON object: {observation.content[:200]}")
+        return state
+
+    def close(self) -> None:
+        if self.owned and self.connection is not None:
+            self.connection.close()
+        self.connection = None
