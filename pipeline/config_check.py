@@ -103,7 +103,10 @@ def _check_llm_tasks(data: dict, where: str) -> None:
         if names.count(spec["name"]) > 1:
             raise UserError(f"{where}: {field}.name: '{spec['name']}' names two llm_tasks entries")
         _check_name(where, f"{field}.endpoint", spec["endpoint"], data["endpoints"], "endpoint")
-        _check_name(where, f"{field}.seeds", spec["seeds"], sources, "seeds source or generator")
+        if "seeds" in spec:
+            _check_name(where, f"{field}.seeds", spec["seeds"], sources, "seeds source or generator")
+        if "environment" in spec:
+            _check_name(where, f"{field}.environment", spec["environment"], data["environments"], "environment")
         reviewers = [r["name"] for r in spec["reviewers"]]
         for j, reviewer in enumerate(spec["reviewers"]):
             _check_name(where, f"{field}.reviewers[{j}].endpoint", reviewer["endpoint"], data["endpoints"], "endpoint")

@@ -91,7 +91,8 @@ class Toolbox:
         missing = self.unknown(task["tools"])
         if missing:
             known = ", ".join(sorted(n for n in self.tools if "." in n)) or "none configured"
-            raise UserError(f"{where}: task {task.get('id', '')} names tool(s) {', '.join(missing)} that no environment has "
+            task_id = f" {task['id']}" if task.get("id") else ""
+            raise UserError(f"{where}: task{task_id} names tool(s) {', '.join(missing)} that no environment has "
                             f"(environment tools: {known})")
 
     def used(self, names) -> list[Environment]:
@@ -121,14 +122,15 @@ class Toolbox:
             finally:
                 await asyncio.to_thread(env.close)
 
-    def replay_env(self, names, spec: dict, max_observation_chars: int, sandbox_limits: dict, recording: EpisodeRecording) -> Env:
+    def replay_env(self, names, spec: dict, max_observation_chars: int, sandbox_limits: dict, recording: EpisodeRecording,
+                   trusted_code: bool = False) -> Env:
         """A fresh Env in which recorded tools answer from `recording` (a call that was never recorded answers
         with an error saying so) and built-in tools run for real."""
         tools = dict(self.tools)
         for name in names:
             if name in tools and tools[name].recorded:
                 tools[name] = dataclasses.replace(tools[name], fn=_answer_from(recording, name), recorded=False)
-        env = Env(spec, max_observation_chars, sandbox_limits, tools=tools)
+        env = Env(spec, max_observation_chars, sandbox_limits, trusted_code, tools=tools)
         for environment in self.used(names):
             if environment.stateful:
                 env.stateful[environment.name] = lambda e, x=environment.name: e.resource(x, lambda _: RecordedState(recording, x))

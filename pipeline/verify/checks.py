@@ -17,7 +17,7 @@ DEFAULT_OPTIONS = {
     "loops": {"max_consecutive": 1, "max_total": 2},
     "limits": {"max_steps": 20, "max_chars": 32000, "max_message_chars": 8000},
     "secrets": {"env": ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]},
-    "replay": {"skip_unknown_tools": False},
+    "replay": {"skip_unknown_tools": False, "live": False},  # live (verify --live): environment tools are called again
     "context": {"require_system": True},
 }
 
@@ -42,7 +42,8 @@ def check_messages_steps(row: dict, options: dict) -> dict:
 
 
 def check_tool_calls(row: dict, options: dict) -> dict:
-    return _from_problem("tool_calls", replay.tool_call_problem(row), "every call names an available tool with valid arguments")
+    problem = replay.tool_call_problem(row, options.get("toolbox"))
+    return _from_problem("tool_calls", problem, "every call names an available tool with valid arguments")
 
 
 def check_step_ids(row: dict, options: dict) -> dict:
@@ -50,10 +51,13 @@ def check_step_ids(row: dict, options: dict) -> dict:
 
 
 def check_replay(row: dict, options: dict) -> dict:
-    if options.get("skip_unknown_tools") and (unknown := replay.unknown_tools(row)):
+    """`toolbox` (the verify stage's environments) and the sampling limits are set by the stage."""
+    live = options.get("live", False)
+    if options.get("skip_unknown_tools") and (unknown := replay.unknown_tools(row, options.get("toolbox"))):
         return result("replay", True, f"not replayed: {', '.join(unknown)} not known here (skip_unknown_tools)")
-    problem = replay.replay_problem(row, options.get("max_observation_chars", DEFAULT_MAX_OBSERVATION_CHARS), options.get("sandbox"))
-    return _from_problem("replay", problem, "every observation reproduced")
+    problem = replay.replay_problem(row, options.get("max_observation_chars", DEFAULT_MAX_OBSERVATION_CHARS), options.get("sandbox"),
+                                    options.get("toolbox"), live)
+    return _from_problem("replay", problem, "every observation reproduced" + (" by the live environment" if live else ""))
 
 
 def check_final_answer(row: dict, options: dict) -> dict:
