@@ -9,9 +9,10 @@ environments:
       reset_tool: reset             # optional: called at the start of every episode (hidden from the agent)
       snapshot_tool: snapshot       # optional: the server's state as JSON, the row's final state (hidden)
 ```
-`per_episode` keeps stateful servers from leaking state between episodes (at most `max_sessions` at once);
-`shared` keeps one session for the stage, and with a `reset_tool` runs the episodes that use it one at a time
-so a reset never lands in the middle of another episode. `${NAME}` in `env` and `headers` values is replaced
+`per_episode` keeps stateful stdio servers from leaking state between episodes (at most `max_sessions` at
+once); `shared` keeps one session for the stage. A server whose state outlives a session (any HTTP server,
+a shared one) is isolated by its `reset_tool`, and the episodes that use it then run one at a time, so a reset
+never lands in the middle of another episode. `${NAME}` in `env` and `headers` values is replaced
 by the environment variable NAME, so keys stay out of configs and rows.
 """
 
@@ -111,13 +112,15 @@ class McpEnvironment(Environment):
         return lambda arguments, env: env.resource(self.name, self.resource).call(tool_name, arguments)
 
     def slot(self):
-        """Bound concurrent episodes: `max_sessions` servers at once per episode, or one at a time for a shared
-        server that is reset between episodes."""
+        """Bound concurrent episodes: at most `max_sessions` per-episode servers or sessions at once; one episode at
+        a time where a reset tool resets state other episodes would see (a shared session, or an HTTP server,
+        whose state outlives the session)."""
         if self._slot is None:
-            if self.spec["isolation"] == "per_episode":
-                self._slot = asyncio.Semaphore(self.spec["max_sessions"])
-            elif "reset_tool" in self.spec:
+            own_server = "command" in self.spec and self.spec["isolation"] == "per_episode"
+            if "reset_tool" in self.spec and not own_server:
                 self._slot = asyncio.Lock()
+            elif self.spec["isolation"] == "per_episode":
+                self._slot = asyncio.Semaphore(self.spec["max_sessions"])
         return self._slot if self._slot is not None else super().slot()
 
     def resource(self, env) -> "Session":
