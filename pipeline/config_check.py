@@ -54,6 +54,7 @@ def check_references(data: dict, where: str) -> None:
     _check_judges(data, where)
     _check_llm_tasks(data, where)
     _check_environments(data, where)
+    _check_views(data, where)
     from pipeline.curate import settings
 
     settings.check(data, where)
@@ -115,6 +116,13 @@ def _check_llm_tasks(data: dict, where: str) -> None:
         if reviewers and spec["committee"]["quorum"] > len(reviewers):
             raise UserError(f"{where}: {field}.committee.quorum: {spec['committee']['quorum']} is more than the "
                             f"{len(reviewers)} reviewer(s) configured")
+
+
+def _check_views(data: dict, where: str) -> None:
+    from pipeline.curate.views import VIEWS
+
+    for i, name in enumerate(data.get("curate", {}).get("views", [])):
+        _check_name(where, f"curate.views[{i}]", name, VIEWS, "view")
 
 
 def _check_environments(data: dict, where: str) -> None:

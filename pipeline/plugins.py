@@ -12,12 +12,13 @@ A package adds its own by declaring entry points in its pyproject.toml:
     crm = "mypackage.crm:open_environment"           # (name, options) -> pipeline.environments.base.Environment
 
 The entry point's name is the name configs use. Each registry is the built-in dict with the plugins merged in
-(`merged`), so a config names a plugin's component exactly as a built-in one; `origin` says where each came
-from (`trajforge list`). A plugin that fails to load, or reuses a built-in name, is skipped with a warning:
-an installed package must not break trajforge.
+(a `Registry`), so a config names a plugin's component exactly as a built-in one; `origin` says where each
+came from (`trajforge list`). A plugin that fails to load, or reuses a built-in name, is skipped with a
+warning: an installed package must not break trajforge.
 """
 
 import logging
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib.metadata import entry_points
 
@@ -65,3 +66,27 @@ def merged(kind: str, builtin: dict, adapt=lambda name, value: value) -> dict:
 
 def origin(kind: str, name: str) -> str:
     return _origins.get((kind, name), BUILTIN)
+
+
+class Registry(Mapping):
+    """The built-in components of `kind` with the plugins merged in on first use, not at import: a plugin's
+    module imports trajforge's own modules (a Generator, an Environment), which define these registries."""
+
+    def __init__(self, kind: str, builtin: dict, adapt=lambda name, value: value):
+        self.kind, self.builtin, self.adapt = kind, builtin, adapt
+        self._merged: dict | None = None
+
+    def _all(self) -> dict:
+        if self._merged is None:
+            self._merged = self.builtin  # while plugins load, a lookup sees the built-ins
+            self._merged = merged(self.kind, self.builtin, self.adapt)
+        return self._merged
+
+    def __getitem__(self, name):
+        return self._all()[name]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())

@@ -27,7 +27,7 @@ from pipeline.tools.naming import wire_name
 
 # Resource and spec keys of the built-in tools: an environment of that name would share their state.
 RESERVED = set(TOOLS) | {"documents", "search_index", "sqlite", "sqlite_setup", "store"}
-FACTORIES = plugins.merged("environments", {})
+FACTORIES = plugins.Registry("environments", {})
 
 
 def build(name: str, spec: dict, log_dir: Path | None) -> Environment:

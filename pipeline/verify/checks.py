@@ -204,4 +204,4 @@ def _check(name: str, value):
     return value
 
 
-CHECKS = plugins.merged("checks", CHECKS, _check)
+CHECKS = plugins.Registry("checks", CHECKS, _check)

@@ -26,7 +26,7 @@ VIEWS = {
     "dpo_step": (dpo.SCHEMA, dpo.step_pairs),
     "rl": (rl.SCHEMA, rl.build),
 }
-VIEWS = plugins.merged("views", VIEWS, lambda name, view: (view.SCHEMA, view.build))
+VIEWS = plugins.Registry("views", VIEWS, lambda name, view: (view.SCHEMA, view.build))
 NEEDS_FAILED = {"dpo", "dpo_step"}
 
 

@@ -15,4 +15,4 @@ def _generator(name: str, value) -> Generator:
     return value
 
 
-GENERATORS = plugins.merged("generators", GENERATORS, _generator)
+GENERATORS = plugins.Registry("generators", GENERATORS, _generator)
