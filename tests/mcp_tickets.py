@@ -8,7 +8,8 @@
 
 State lives in the process: each stdio server starts from the same three tickets; `reset` puts the seed (or
 the tickets it is given) back, `snapshot` returns the state as JSON (both meant to be hidden from agents).
-TICKETS_TITLE_SUFFIX, when set, is appended to the seed titles: the same config then sees other data (drift).
+TICKETS_TITLE_SUFFIX, when set, is appended to the seed titles: the same config then sees other data (drift);
+TICKETS_CRASH_ON and TICKETS_HANG_ON are the same as the flags (so a config can switch a fault off).
 """
 
 import argparse
@@ -122,7 +123,8 @@ def main() -> None:
     parser.add_argument("--no-tools", action="store_true")
     parser.add_argument("--bad-schema", action="store_true")
     args = parser.parse_args()
-    options.crash_on, options.hang_on = args.crash_on, args.hang_on
+    options.crash_on = args.crash_on or os.environ.get("TICKETS_CRASH_ON") or None
+    options.hang_on = args.hang_on or os.environ.get("TICKETS_HANG_ON") or None
     if args.no_tools:
         for name in [t.name for t in app._tool_manager.list_tools()]:
             app.remove_tool(name)

@@ -136,18 +136,34 @@ def _failed_run(tmp_path, capsys, environment: dict, tasks=None) -> tuple[int, s
     return code, "\n".join(line for line in err.replace("\r", "\n").splitlines() if line.strip() and not re.match(r"^\w+: +\d+%\|", line))
 
 
-def test_a_server_that_crashes_mid_episode_stops_the_stage_with_a_named_error(tmp_path, capsys):
-    code, err = _failed_run(tmp_path, capsys, mcp_spec("--crash-on", "close_ticket"))
+def test_a_server_that_crashes_loses_that_episode_only_and_the_next_run_retries_it(tmp_path, monkeypatch):
+    data = config(tmp_path, [close_task(), create_task("kept")], {**mcp_spec(), "env": {"TICKETS_CRASH_ON": "${TF_CRASH_ON}"}})
+    monkeypatch.setenv("TF_CRASH_ON", "close_ticket")
+    assert run(tmp_path, data) == 0
+    out = {r["instruction"][:5]: r for r in rows(tmp_path)}
+    crashed = out["Close"]
+    assert crashed["error"].startswith(f"step 1: environment 'tk' (python {SERVER}): the MCP server closed the connection (it exited?) "
+                                       "during tools/call close_ticket")
+    assert crashed["meta"]["transient"] == ["environment"] and check(crashed, "transient")["passed"] is False
+    assert out["Open "]["passed"]  # the other episode, on its own server, went on
+    monkeypatch.setenv("TF_CRASH_ON", "")  # the server is fixed: the same command retries exactly what failed
+    assert run(tmp_path, data) == 0
+    assert all(r["passed"] for r in rows(tmp_path))
+
+
+def test_a_shared_server_that_crashes_stops_the_stage_with_a_named_error(tmp_path, capsys):
+    code, err = _failed_run(tmp_path, capsys, mcp_spec("--crash-on", "close_ticket", isolation="shared"))
     assert code == 3 and len(err.splitlines()) == 1
     assert err.startswith(f"error: environment 'tk' (python {SERVER} --crash-on close_ticket): the MCP server closed the connection")
     assert "during tools/call close_ticket" in err
     assert not list((tmp_path / "run" / "trajectories").glob("part-*.parquet"))  # no shard written as finished
 
 
-def test_a_hanging_server_is_a_named_error_not_a_hung_stage(tmp_path, capsys):
-    code, err = _failed_run(tmp_path, capsys, mcp_spec("--hang-on", "get_ticket", call_timeout_s=2))
-    assert code == 3 and len(err.splitlines()) == 1
-    assert err.endswith("the MCP server did not answer tools/call get_ticket within 2s")
+def test_a_hanging_server_is_a_named_error_not_a_hung_stage(tmp_path):
+    assert run(tmp_path, config(tmp_path, [close_task()], mcp_spec("--hang-on", "get_ticket", call_timeout_s=2))) == 0
+    [row] = rows(tmp_path)
+    assert row["error"].endswith("the MCP server did not answer tools/call get_ticket within 2s")
+    assert row["meta"]["transient"] == ["environment"] and not row["passed"]
 
 
 @pytest.mark.parametrize("environment, message", [

@@ -117,7 +117,7 @@ def test_a_tools_list_with_an_explicit_schema_and_a_shared_state(tmp_path):
     assert sorted(r["steps"][0]["observation"] for r in out) == ["2", "4"]  # one counter for both episodes
 
 
-def test_a_module_tool_that_never_returns_stops_the_stage_with_a_named_error(tmp_path, capsys):
+def test_a_module_tool_that_never_returns_loses_its_episode_with_a_named_error(tmp_path):
     environment = write_module(tmp_path, "slow", """
         import time
 
@@ -129,8 +129,10 @@ def test_a_module_tool_that_never_returns_stops_the_stage_with_a_named_error(tmp
     """)
     steps = [{"thought": "wait", "tool": "inv.wait", "arguments": {"seconds": 600}}]
     data = config(environment, [{"name": "program", "policy": "program", "formats": ["react"]}], seeds=one_task(tmp_path, ["inv.wait"], steps, "x"))
-    assert run(tmp_path, data) == 3
-    assert "error: environment 'inv': tool 'wait' did not return within 2s" in capsys.readouterr().err
+    assert run(tmp_path, data) == 0
+    [row] = rows(tmp_path)
+    assert row["error"] == "step 0: environment 'inv': tool 'wait' did not return within 2s"
+    assert row["meta"]["transient"] == ["environment"] and not row["passed"]  # the next run retries it
 
 
 @pytest.mark.parametrize("name, source, message", [

@@ -26,7 +26,7 @@ from pathlib import Path
 from pipeline.environments.base import Environment
 from pipeline.environments.mcp_client import Connection
 from pipeline.errors import UserError
-from pipeline.tools.base import EnvironmentDown, Observation
+from pipeline.tools.base import EnvironmentDown, EnvironmentLost, Observation
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -134,12 +134,14 @@ class McpEnvironment(Environment):
 
 class Session:
     """One episode's use of the server: its own connection (per_episode) or the shared one, reset first when
-    the environment has a reset tool (arguments: the task's `environment.<name>`, if any)."""
+    the environment has a reset tool (arguments: the task's `environment.<name>`, if any). A failure of its own
+    connection loses this episode only (EnvironmentLost); one of the shared connection stops the stage."""
 
     def __init__(self, environment: McpEnvironment, env):
         self.environment, self.env = environment, env
         self.owned = environment.shared is None
-        self.connection = environment.connect() if self.owned else environment.shared
+        self.connection = None
+        self.connection = self._lost_if_owned(environment.connect) if self.owned else environment.shared
         self.snapshot = self._snapshot if environment.stateful else None
         reset = environment.spec.get("reset_tool")
         if reset:
@@ -149,13 +151,20 @@ class Session:
                 self.close()
                 raise EnvironmentDown(f"{environment.label}: the reset tool '{reset}' failed: {observation.content[:300]}")
 
-    def _call(self, tool_name: str, arguments: dict, kind: str | None = None) -> Observation:
-        timeout = self.environment.spec["call_timeout_s"]
+    def _lost_if_owned(self, action):
         try:
-            observation = self.connection.call_tool(tool_name, arguments, timeout)
-        except EnvironmentDown:
+            return action()
+        except EnvironmentDown as exc:
             self.close()
+            if self.owned:
+                raise EnvironmentLost(str(exc)) from None
             raise
+
+    def _call(self, tool_name: str, arguments: dict, kind: str | None = None) -> Observation:
+        if self.connection is None:
+            raise EnvironmentLost(f"{self.environment.label}: this episode's session was closed after a failure")
+        timeout = self.environment.spec["call_timeout_s"]
+        observation = self._lost_if_owned(lambda: self.connection.call_tool(tool_name, arguments, timeout))
         if kind is not None and self.env.recording is not None:
             self.env.recording.write(self.environment.name, arguments, observation, 0.0, kind=kind)
         return observation

@@ -14,7 +14,8 @@ State: when the module has `make_state(spec)`, each episode (`isolation: per_epi
 whole stage (`shared`) gets `make_state(<the task's environment.<name>, or {}>)`, passed to every tool whose
 first parameter is named `state`; a state with `snapshot()` (plain JSON) is the row's final state under the
 environment's name. Calls run in a thread with a timeout (`call_timeout_s`): a function that does not return
-in time stops the stage (EnvironmentDown), as a hung server does.
+in time loses the episode (EnvironmentLost: its row is a transient failure the next run retries), as a hung
+per-episode server does.
 """
 
 import importlib
@@ -27,7 +28,7 @@ from pathlib import Path
 from pipeline.environments.base import Environment
 from pipeline.environments.signatures import function_schema, takes_state
 from pipeline.errors import UserError
-from pipeline.tools.base import EnvironmentDown, Observation, ToolError
+from pipeline.tools.base import EnvironmentDown, EnvironmentLost, Observation, ToolError
 
 MARK = "__trajforge_tool__"
 
@@ -71,7 +72,7 @@ def _call_with_timeout(fn, args: tuple, kwargs: dict, timeout_s: float, label: s
     thread.start()
     thread.join(timeout_s)
     if thread.is_alive():
-        raise EnvironmentDown(f"{label} did not return within {timeout_s:g}s")
+        raise EnvironmentLost(f"{label} did not return within {timeout_s:g}s")
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
@@ -123,7 +124,7 @@ class PythonEnvironment(Environment):
         try:
             return self.module.make_state(spec)
         except Exception as exc:
-            raise UserError(f"{self.where}: make_state failed ({type(exc).__name__}: {exc})") from None
+            raise EnvironmentDown(f"{self.where}: make_state failed ({type(exc).__name__}: {exc})") from None
 
     def _caller(self, fn, tool_name: str):
         with_state = takes_state(fn)
@@ -134,7 +135,7 @@ class PythonEnvironment(Environment):
             args = (state,) if with_state else ()
             try:
                 return Observation(as_text(_call_with_timeout(fn, args, arguments, self.spec["call_timeout_s"], label)))
-            except (EnvironmentDown, ToolError):
+            except (EnvironmentDown, EnvironmentLost, ToolError):
                 raise
             except Exception as exc:  # the module's way of saying the call was wrong
                 raise ToolError(str(exc) or type(exc).__name__) from None

@@ -4,7 +4,8 @@
 name tools by their wire names (pipeline/tools/naming.py); the loop maps them back to the task's qualified
 names, which steps record. A function-calling turn may hold several tool calls: each is executed (at the same
 time when every tool of the turn allows it, else in order), answered by its own tool message and recorded as
-its own step, all pointing at the turn's message.
+its own step, all pointing at the turn's message. An environment that fails the episode (its own server died
+or hung) ends it with the error on the row, noted as a transient failure: the next run retries it.
 """
 
 import asyncio
@@ -13,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pipeline.formats import Action, Format
-from pipeline.tools import TOOLS, Env, Observation, available, run_action
+from pipeline.llm import transient
+from pipeline.tools import TOOLS, Env, EnvironmentLost, Observation, available, run_action
 from pipeline.tools.naming import resolve
 
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "llm_calls": 0, "cost_usd": 0.0}
@@ -133,7 +135,14 @@ async def run_episode(task: dict, policy: Policy, fmt: Format, env: Env, max_ste
         calls = turn.action.calls()
         message_index = len(episode.messages) - 1
         asked = time.perf_counter() - t0
-        for position, (call, (name, observation, seconds)) in enumerate(zip(calls, await run_calls(calls, fmt, env, task["tools"]))):
+        try:
+            results = await run_calls(calls, fmt, env, task["tools"])
+        except EnvironmentLost as exc:
+            episode.messages.pop()  # the turn's calls got no observations: the row ends before them
+            episode.error = f"step {index}: {exc}"
+            transient.note("environment")
+            break
+        for position, (call, (name, observation, seconds)) in enumerate(zip(calls, results)):
             step = _step(index + position, message_index, call, turn, asked + seconds, fmt, name)
             if position:  # the turn's thought and tokens belong to its first call
                 step["thought"], step["completion_tokens"] = None, 0

@@ -23,7 +23,7 @@ from pipeline.sample.llm_policy import LLMPolicy
 from pipeline.sample.policies import ProgramPolicy
 from pipeline.sample.reflect import OFF, Reflector
 from pipeline.sample.user_sim import ENDINGS, UserSimulator
-from pipeline.tools import final_state
+from pipeline.tools import EnvironmentLost, final_state
 from pipeline.tools.python import code_is_ours, sandbox_report
 
 # Formats whose system prompt already describes the tools: their rows carry tools=null, so a chat template
@@ -119,7 +119,11 @@ class SampleStage:
         async with self.toolbox.episode(task["tools"], task["environment"], sample["max_observation_chars"], sample["sandbox"], label,
                                         trusted_code=ours) as env:
             episode = await run_episode(task, policy, FORMATS[fmt_name], env, teacher["max_steps"], user)
-            state = await asyncio.to_thread(final_state, env)
+            try:
+                state = await asyncio.to_thread(final_state, env)
+            except EnvironmentLost as exc:
+                state, episode.error = {}, episode.error or f"final state: {exc}"
+                transient.note("environment")
             if env.recording is not None:
                 episode.recording = env.recording.meta()
             return episode, state

@@ -30,12 +30,14 @@ import random
 
 from pipeline.formats.base import describe_tools
 from pipeline.jsonutil import content_hash
+from pipeline.llm import transient
 from pipeline.llm.client import LLMError
 from pipeline.synthesize import blueprints
 from pipeline.synthesize import seeds as seedlib
 from pipeline.synthesize.explore import explore
 from pipeline.synthesize.generators import GENERATORS
 from pipeline.synthesize.task_dedup import TaskIndex
+from pipeline.tools import EnvironmentLost
 from pipeline.verify import judges
 from pipeline.verify.committee import aggregate
 
@@ -215,9 +217,14 @@ class LLMTaskSynthesizer:
             return None, f"the instruction is a{'n' if duplicate[0] == 'exact' else ''} {duplicate[0]} duplicate of an existing task: {duplicate[1][:200]!r}"
         example = examples[0]
         label = f"blueprint/{spec['name']}/{'/'.join(map(str, key))}"
-        async with self.toolbox.episode(example["tools"], example["environment"], self.sample["max_observation_chars"], self.sample["sandbox"],
-                                        label) as env:
-            run = await asyncio.to_thread(blueprints.run_actions, blueprint, env, example["tools"])
+        try:
+            async with self.toolbox.episode(example["tools"], example["environment"], self.sample["max_observation_chars"],
+                                            self.sample["sandbox"], label) as env:
+                run = await asyncio.to_thread(blueprints.run_actions, blueprint, env, example["tools"])
+        except EnvironmentLost as exc:  # not the blueprint's fault: the shard is redone by the next run
+            transient.note("environment")
+            self.counts["environment_failed"] = self.counts.get("environment_failed", 0) + 1
+            return None, f"the environment failed while executing it: {exc}"
         if run.problem:
             self.counts["actions_failed"] += 1
             return None, run.problem

@@ -5,7 +5,7 @@ An episode's `Env` may reach more tools than the built-ins: those of the config'
 """
 
 from pipeline.tools import calculator, convert, date, lookup, python, search, sql, store
-from pipeline.tools.base import Env, EnvironmentDown, Observation, Tool
+from pipeline.tools.base import Env, EnvironmentDown, EnvironmentLost, Observation, Tool
 from pipeline.tools.naming import wire_name
 
 TOOLS: dict[str, Tool] = {tool.name: tool for tool in (calculator.TOOL, sql.TOOL, lookup.TOOL, convert.TOOL, date.TOOL)}
@@ -59,5 +59,5 @@ def specs(names: list[str], tools: dict[str, Tool] | None = None) -> list[dict]:
     return [tools[name].spec() for name in names]
 
 
-__all__ = ["TOOLS", "STATEFUL", "Env", "EnvironmentDown", "Observation", "Tool", "available", "final_state", "run_action",
+__all__ = ["TOOLS", "STATEFUL", "Env", "EnvironmentDown", "EnvironmentLost", "Observation", "Tool", "available", "final_state", "run_action",
            "run_tool", "specs"]

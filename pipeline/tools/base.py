@@ -25,11 +25,17 @@ class ToolError(Exception):
 
 
 class EnvironmentDown(UserError):
-    """The server or module behind an environment's tools died, hung or could not start. Not an observation
-    (the model did nothing wrong): the stage stops with this one line, like a dead LLM endpoint; finished
-    shards are kept and a re-run resumes."""
+    """The server behind an environment's tools cannot serve the stage: it could not start, or a server shared
+    by every episode died or hung. Not an observation (the model did nothing wrong): the stage stops with this
+    one line, like a dead LLM endpoint; finished shards are kept and a re-run resumes."""
 
     exit_code = 3
+
+
+class EnvironmentLost(Exception):
+    """The environment failed one episode only: its own server died or hung, a module's function did not
+    return. The episode ends with this error on its row, recorded as a transient failure, so the next run
+    retries it (pipeline/llm/transient.py); the other episodes go on."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,8 @@ class Tool:
     def _call(self, arguments: dict, env: Env) -> Observation:
         try:
             content = self.fn(arguments, env)
+        except EnvironmentLost:
+            raise
         except ToolError as exc:
             return Observation(f"Error: {exc}", error=True)
         except UserError:
