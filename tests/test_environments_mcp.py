@@ -209,3 +209,16 @@ def test_sample_rows_are_valid_parquet_with_the_recording_reference(tmp_path):
     [path] = sorted((tmp_path / "run" / "trajectories").glob("part-*.parquet"))
     [row] = shards.read_shard(path, "trajectory")
     assert pq.read_metadata(path).num_rows == 1 and set(row["meta"]["recording"]) == {"attempt", "calls"}
+
+
+def test_the_recordings_travel_with_the_published_dataset(tmp_path):
+    data = config(tmp_path, [close_task(), create_task("new")], mcp_spec(), curate={"validation_fraction": 0.0, "recordings": True})
+    assert run(tmp_path, data, "synthesize,sample,verify,curate") == 0
+    assert cli.main(["publish", str(tmp_path / "run"), "--dry-run", "--out", str(tmp_path / "hub")]) == 0
+    calls = [json.loads(line) for line in (tmp_path / "hub" / "recordings" / "calls.jsonl").read_text().splitlines()]
+    curated = [r for p in sorted((tmp_path / "hub" / "data").glob("*.parquet")) for r in shards.read_shard(p, "trajectory", validate=False)]
+    assert {c["attempt"] for c in calls} == {r["meta"]["recording"]["attempt"] for r in curated} and len(curated) == 2
+    assert {"kind": "call", "tool": "tk.close_ticket", "arguments": {"ticket_id": "T1"}, "observation": "T1 closed"}.items() <= \
+        next(c for c in calls if c["tool"] == "tk.close_ticket").items()
+    listings = json.loads((tmp_path / "hub" / "recordings" / "listings.json").read_text())
+    assert "tk.get_ticket" in {t["name"] for t in listings["tk"]["tools"]}

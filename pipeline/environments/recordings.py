@@ -109,17 +109,42 @@ class Recordings:
         return EpisodeRecording(attempt, [RecordedCall(seq, kind, tool, arguments, Observation(text, bool(error)), seconds)
                                           for seq, kind, tool, arguments, text, error, seconds in rows])
 
-    def export_jsonl(self, attempts: set[str], path: Path) -> int:
-        """The calls of `attempts` as JSON lines (for a published dataset); returns how many."""
+    def export(self, attempts: set[str], folder: Path) -> int:
+        """The calls of `attempts` as JSON lines in `folder`/calls.jsonl and every tool listing in
+        `folder`/listings.json (what a published dataset carries); returns how many calls."""
+        folder.mkdir(parents=True, exist_ok=True)
+        keys = ("attempt", "seq", "stage", "kind", "tool", "arguments", "observation", "error", "seconds")
         count = 0
-        with open(path, "w") as out:
-            for row in self.db.execute("SELECT attempt, seq, stage, kind, tool, arguments, observation, error, seconds FROM calls ORDER BY attempt, seq"):
+        with open(folder / "calls.jsonl", "w") as out:
+            for row in self.db.execute(f"SELECT {', '.join(keys)} FROM calls ORDER BY attempt, seq"):
                 if row[0] in attempts:
-                    keys = ("attempt", "seq", "stage", "kind", "tool", "arguments", "observation", "error", "seconds")
                     record = dict(zip(keys, row), arguments=json.loads(row[5]), error=bool(row[7]))
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
                     count += 1
+        listings = {name: {"source": source, "tools": json.loads(tools)}
+                    for name, source, tools in self.db.execute("SELECT environment, source, tools FROM listings ORDER BY environment")}
+        (folder / "listings.json").write_text(json.dumps(listings, indent=2, ensure_ascii=False) + "\n")
         return count
+
+
+def export_for_dataset(run_dir: Path, data_files: list[Path], folder: Path) -> int | None:
+    """The recordings of the rows in `data_files` (curated Parquet) into `folder`; None when the run has none."""
+    import pyarrow.parquet as pq
+
+    path = Path(run_dir) / FILE
+    if not path.exists():
+        return None
+    attempts = set()
+    for data in data_files:
+        for meta in pq.read_table(data, columns=["meta"]).column("meta").to_pylist():
+            recording = (json.loads(meta) if isinstance(meta, str) else meta or {}).get("recording")
+            if recording:
+                attempts.add(recording["attempt"])
+    recordings = Recordings(path)
+    try:
+        return recordings.export(attempts, folder)
+    finally:
+        recordings.close()
 
 
 class EpisodeRecorder:
