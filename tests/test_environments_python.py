@@ -46,7 +46,7 @@ def rows(tmp_path, folder: str = "verified") -> list[dict]:
 def test_the_program_teacher_solves_the_module_tasks_in_every_format(tmp_path):
     assert run(tmp_path, config(INVENTORY)) == 0
     out = rows(tmp_path)
-    assert len(out) == 12 and {r["format"] for r in out} == {"function_calling", "react", "codeact"}
+    assert len(out) == 15 and {r["format"] for r in out} == {"function_calling", "react", "codeact"}
     assert all(r["passed"] for r in out), [(r["format"], [c for c in r["checks"] if not c["passed"]]) for r in out if not r["passed"]]
     restock = next(r for r in out if r["format"] == "codeact" and "Restock" in r["instruction"])
     assert "print(inv__restock(item_id='C3', quantity=10))" in restock["messages"][2]["content"]  # a Python function in the sandbox

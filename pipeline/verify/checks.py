@@ -69,6 +69,8 @@ def check_final_answer(row: dict, options: dict) -> dict:
 def check_answer(row: dict, options: dict) -> dict:
     if not row.get("ground_truth"):
         return result("answer", True, "no ground truth to compare with")
+    if row["ground_truth"].get("no_tool") == "decline":
+        return result("answer", True, "a task to decline: the no_tool check decides")
     if "conversation" in (row.get("meta") or {}):
         return _conversation_answer(row)
     ok, detail = answers_match(row.get("final_answer"), row["ground_truth"], row.get("instruction") or "", _vocabulary(row))
@@ -110,6 +112,23 @@ def check_actions(row: dict, options: dict) -> dict:
             return result("actions", False, f"ground-truth action {action['tool']} {key[1]} was not done (in order)")
         position += 1
     return result("actions", True, f"all {len(wanted)} state-changing ground-truth actions done in order")
+
+
+DECLINE = re.compile(r"\b(?:can(?:no|')?t|unable|not able|no (?:tool|way)|do(?:n't| not) have (?:a |any )?(?:tool|way|access))\b", re.IGNORECASE)
+
+
+def check_no_tool(row: dict, options: dict) -> dict:
+    """A task no offered tool fits (`ground_truth.no_tool`, as BFCL's irrelevance category): passed only if the
+    agent called no tool and, for a task to decline, said it cannot do it; any other task passes."""
+    kind = (row.get("ground_truth") or {}).get("no_tool")
+    if not kind:
+        return result("no_tool", True, "not a no-tool task")
+    called = next((s for s in row["steps"] if s["action_type"] in replay.ACTION_TYPES), None)
+    if called is not None:
+        return result("no_tool", False, f"step {called['index']} calls {called['tool_name']}; no offered tool fits this task")
+    if kind == "decline" and not DECLINE.search(row.get("final_answer") or ""):
+        return result("no_tool", False, "the final answer does not decline the request")
+    return result("no_tool", True, "declined without calling a tool" if kind == "decline" else "answered without calling a tool")
 
 
 def check_loops(row: dict, options: dict) -> dict:
@@ -194,6 +213,7 @@ CHECKS = {
     "mask": check_mask,
     "code_safety": check_code_safety,
     "step_ids": check_step_ids,
+    "no_tool": check_no_tool,
 }
 
 
