@@ -10,6 +10,7 @@ which the tool turns into an error observation.
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +23,14 @@ LOG_TAIL_CHARS = 400
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
+
+
+def _forget_loop() -> None:
+    global _loop
+    _loop = None  # a forked child has the parent's loop object but not its thread
+
+
+os.register_at_fork(after_in_child=_forget_loop)
 
 
 def background_loop() -> asyncio.AbstractEventLoop:
