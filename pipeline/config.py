@@ -66,6 +66,9 @@ NEUTRAL_DEFAULTS = {
     "endpoints.*.reasoning_history": "drop",
     "endpoints.*.capture": {"logprobs": False, "token_ids": False},
     "curate.view_reasoning": "render",
+    "environments": {},
+    "synthesize.llm_tasks.*.explore": {"max_calls": 4, "max_tokens": 400},
+    "curate.recordings": False,
 }
 
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
