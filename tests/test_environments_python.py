@@ -170,3 +170,22 @@ def test_schemas_come_from_type_hints_and_docstrings():
         "kind": {"enum": ["a", "b"], "description": "Which kind.", "default": "a"},
         "limit": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None},
         "tags": {"type": "array", "items": {"type": "string"}}}}
+
+
+def test_a_huge_result_is_cut_for_the_episode_and_for_the_recording(tmp_path):
+    from pipeline.environments import Recordings, Toolbox
+    from pipeline.environments.python_module import PythonEnvironment
+
+    write_module(tmp_path, "flood", "def flood() -> str:\n    return 'x' * 3_000_000\nTOOLS = [flood]\n")
+    module = PythonEnvironment("inv", {"module": "flood", "path": str(tmp_path / "mods"), "isolation": "per_episode", "call_timeout_s": 5})
+    module.open()
+    recordings = Recordings.open(tmp_path)
+    toolbox = Toolbox({"inv": module}, recordings, "sample")
+    with toolbox.env(["inv.flood"], {}, 4000, {}) as env:
+        observation = env.tools["inv.flood"].run({}, env)
+        attempt = env.recording.attempt
+    assert len(observation.content) < 4100 and observation.content.endswith("more characters]")
+    [call] = recordings.episode(attempt).calls
+    assert call.observation.content.endswith("[truncated: 2000000 more characters]")
+    replayed = toolbox.replay_env(["inv.flood"], {}, 4000, {}, recordings.episode(attempt))
+    assert replayed.tools["inv.flood"].run({}, replayed) == observation  # replay cuts the recording the same way

@@ -18,6 +18,7 @@ from pipeline.schema import field_path
 from pipeline.tools.naming import wire_name
 
 DEFAULT_MAX_OBSERVATION_CHARS = 4000
+MAX_RECORDED_CHARS = 1_000_000  # what an environment tool may return before it is cut (and recorded), whatever the episode's limit
 
 
 class ToolError(Exception):
@@ -135,8 +136,10 @@ class Tool:
             return Observation(f"Error: invalid arguments for {self.name}: " + "; ".join(problems), error=True)
         began = time.perf_counter()
         observation = self._call(arguments, env)
-        if self.recorded and env.recording is not None:  # what the tool said, before the episode's output limit
-            env.recording.write(self.name, arguments, observation, time.perf_counter() - began)
+        if self.recorded:  # what the tool said, before the episode's output limit, so replay cuts it the same way
+            observation = Observation(truncate(observation.content, MAX_RECORDED_CHARS), observation.error)
+            if env.recording is not None:
+                env.recording.write(self.name, arguments, observation, time.perf_counter() - began)
         return Observation(truncate(observation.content, env.max_observation_chars), observation.error)
 
     def _call(self, arguments: dict, env: Env) -> Observation:
