@@ -5,6 +5,7 @@
     python tests/mcp_tickets.py --crash-on close_ticket   # the process exits when that tool is called
     python tests/mcp_tickets.py --hang-on get_ticket      # that tool never answers
     python tests/mcp_tickets.py --no-tools | --bad-schema # what a broken server looks like
+    python tests/mcp_tickets.py --state-file PATH     # keep the tickets in a file (read at start, written on change)
 
 State lives in the process: each stdio server starts from the same three tickets; `reset` puts the seed (or
 the tickets it is given) back, `snapshot` returns the state as JSON (both meant to be hidden from agents).
@@ -32,8 +33,15 @@ AGENTS = ("dana", "lee", "omar")
 READ_ONLY = ToolAnnotations(readOnlyHint=True)
 
 state = {"tickets": json.loads(json.dumps(SEED)), "next": 4}
-options = argparse.Namespace(crash_on=None, hang_on=None)
+options = argparse.Namespace(crash_on=None, hang_on=None, state_file=None)
 app = MCPServer("tickets", log_level="WARNING")
+
+
+def saved(text: str) -> str:
+    if options.state_file:
+        with open(options.state_file, "w") as out:
+            json.dump(state, out)
+    return text
 
 
 def faults(tool: str) -> None:
@@ -74,7 +82,7 @@ def create_ticket(title: str, priority: str = "medium") -> str:
     ticket_id = f"T{state['next']}"
     state["next"] += 1
     state["tickets"][ticket_id] = {"title": title, "status": "open", "priority": priority, "assignee": None}
-    return f"created {ticket_id}"
+    return saved(f"created {ticket_id}")
 
 
 @app.tool()
@@ -87,7 +95,7 @@ def assign_ticket(ticket_id: str, agent: str) -> str:
     if found["status"] != "open":
         raise ToolError(f"{ticket_id} is {found['status']}")
     found["assignee"] = agent
-    return f"{ticket_id} assigned to {agent}"
+    return saved(f"{ticket_id} assigned to {agent}")
 
 
 @app.tool()
@@ -98,7 +106,7 @@ def close_ticket(ticket_id: str) -> str:
     if found["status"] == "closed":
         raise ToolError(f"{ticket_id} is already closed")
     found["status"] = "closed"
-    return f"{ticket_id} closed"
+    return saved(f"{ticket_id} closed")
 
 
 @app.tool()
@@ -122,9 +130,14 @@ def main() -> None:
     parser.add_argument("--hang-on")
     parser.add_argument("--no-tools", action="store_true")
     parser.add_argument("--bad-schema", action="store_true")
+    parser.add_argument("--state-file")
     args = parser.parse_args()
     options.crash_on = args.crash_on or os.environ.get("TICKETS_CRASH_ON") or None
     options.hang_on = args.hang_on or os.environ.get("TICKETS_HANG_ON") or None
+    options.state_file = args.state_file
+    if args.state_file and os.path.exists(args.state_file):
+        with open(args.state_file) as saved_state:
+            state.update(json.load(saved_state))
     if args.no_tools:
         for name in [t.name for t in app._tool_manager.list_tools()]:
             app.remove_tool(name)

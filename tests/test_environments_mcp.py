@@ -68,6 +68,14 @@ def test_each_episode_gets_a_fresh_server_over_stdio(tmp_path):
     assert all(r["passed"] for r in out.values())
 
 
+def test_a_server_that_keeps_state_in_files_gets_a_folder_per_episode(tmp_path):
+    spec = {"command": ["python", str(SERVER), "--state-file", "${TRAJFORGE_EPISODE_DIR}/tickets.json"]}
+    assert run(tmp_path, config(tmp_path, [create_task("only in A"), create_task("only in B")], spec), "synthesize,sample") == 0
+    out = sorted(rows(tmp_path, "trajectories"), key=lambda r: r["instruction"])
+    assert [r["steps"][0]["observation"] for r in out] == ["created T4", "created T4"]  # neither saw the other's file
+    assert "only in B" not in out[0]["steps"][1]["observation"] and "only in A" not in out[1]["steps"][1]["observation"]
+
+
 def test_an_http_server_is_isolated_by_its_reset_tool(tmp_path):
     with http_server() as url:
         spec = {"url": url, "reset_tool": "reset", "snapshot_tool": "snapshot"}

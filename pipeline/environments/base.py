@@ -12,6 +12,7 @@ import contextlib
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
 
 from pipeline.errors import UserError
 from pipeline.tools.base import Tool
@@ -19,15 +20,18 @@ from pipeline.tools.naming import qualified
 
 
 def check_parameters(where: str, parameters) -> dict:
-    """An input schema as OpenAI function calling needs it: a valid JSON Schema for an object."""
+    """An input schema as OpenAI function calling needs it: a valid JSON Schema for an object. A schema that
+    names no type (`{}` for a tool without arguments, as some servers list it) is read as an object."""
     if not isinstance(parameters, dict):
         raise UserError(f"{where}: the input schema is not a JSON object")
     try:
-        Draft202012Validator.check_schema(parameters)
+        validator_for(parameters, default=Draft202012Validator).check_schema(parameters)
     except SchemaError as exc:
         raise UserError(f"{where}: the input schema is not valid JSON Schema ({exc.message})") from None
-    if parameters.get("type") != "object":
-        raise UserError(f"{where}: the input schema must describe an object (type: object), got type {parameters.get('type')!r}")
+    if "type" not in parameters:
+        return {"type": "object", **parameters}
+    if parameters["type"] != "object":
+        raise UserError(f"{where}: the input schema must describe an object (type: object), got type {parameters['type']!r}")
     return parameters
 
 
@@ -41,7 +45,7 @@ class Environment:
 
     def add_tool(self, tool_name: str, description: str, parameters: dict, fn, read_only: bool = False, concurrent: bool = False) -> None:
         name = qualified(self.name, tool_name)
-        check_parameters(f"environment '{self.name}': tool '{tool_name}'", parameters)
+        parameters = check_parameters(f"environment '{self.name}': tool '{tool_name}'", parameters)
         self.tools[name] = Tool(name, description or "", parameters, fn, concurrent=concurrent, recorded=True, read_only=read_only,
                                 source=self.source)
 

@@ -13,7 +13,8 @@ environments:
 once); `shared` keeps one session for the stage. A server whose state outlives a session (any HTTP server,
 a shared one) is isolated by its `reset_tool`, and the episodes that use it then run one at a time, so a reset
 never lands in the middle of another episode. `${NAME}` in `env` and `headers` values is replaced
-by the environment variable NAME, so keys stay out of configs and rows.
+by the environment variable NAME, so keys stay out of configs and rows; `${TRAJFORGE_EPISODE_DIR}` in `command`
+or `env` is a fresh folder per stdio server, for servers that keep their state in files.
 """
 
 import asyncio
@@ -21,6 +22,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 from pipeline.environments.base import Environment
@@ -31,9 +33,15 @@ from pipeline.tools.base import EnvironmentDown, EnvironmentLost, Observation
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def expand(where: str, value: str) -> str:
+SCRATCH_VARIABLE = "TRAJFORGE_EPISODE_DIR"
+
+
+def expand(where: str, value: str, scratch: Path | None = None) -> str:
+    """`${NAME}` -> the environment variable NAME; `${TRAJFORGE_EPISODE_DIR}` -> the connection's own scratch folder."""
     def variable(match):
         name = match.group(1)
+        if name == SCRATCH_VARIABLE and scratch is not None:
+            return str(scratch)
         if name not in os.environ:
             raise UserError(f"{where}: environment variable {name} is not set")
         return os.environ[name]
@@ -60,19 +68,22 @@ class McpEnvironment(Environment):
     def label(self) -> str:
         return f"environment '{self.name}' ({self.source.split(': ', 1)[1]})"
 
-    def target(self) -> dict:
+    def target(self, scratch: Path | None) -> dict:
         spec = self.spec
         if "url" in spec:
             headers = {key: expand(f"{self.where}.headers.{key}", value) for key, value in spec.get("headers", {}).items()}
             return {"url": spec["url"], "headers": headers, "timeout_s": spec["call_timeout_s"]}
-        command = list(spec["command"])
+        command = [expand(f"{self.where}.command", part, scratch) for part in spec["command"]]
         if command[0] in ("python", "python3"):  # the server runs on trajforge's interpreter (and its mcp SDK)
             command[0] = sys.executable
-        env = {key: expand(f"{self.where}.env.{key}", value) for key, value in spec.get("env", {}).items()}
+        env = {key: expand(f"{self.where}.env.{key}", value, scratch) for key, value in spec.get("env", {}).items()}
         return {"command": command[0], "args": command[1:], "env": env, "cwd": spec.get("cwd")}
 
     def connect(self) -> Connection:
-        return Connection(self.label, self.target(), self.spec["startup_timeout_s"], self.log_path).open()
+        """A new session; a stdio server gets its own scratch folder (`${TRAJFORGE_EPISODE_DIR}` in its command
+        or env: a server that keeps state in files is isolated per episode too), removed when it closes."""
+        scratch = Path(tempfile.mkdtemp(prefix=f"trajforge-{self.name}-")) if "command" in self.spec else None
+        return Connection(self.label, self.target(scratch), self.spec["startup_timeout_s"], self.log_path, scratch).open()
 
     def open(self) -> None:
         connection = self.connect()

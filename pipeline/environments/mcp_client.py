@@ -11,6 +11,7 @@ which the tool turns into an error observation.
 import asyncio
 import concurrent.futures
 import os
+import shutil
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -82,8 +83,9 @@ def transport(target: dict, errlog):
 class Connection:
     """One MCP session. `label` names it in errors ("environment 'inv' (python srv.py)")."""
 
-    def __init__(self, label: str, target: dict, startup_timeout_s: float, log_path: Path | None):
+    def __init__(self, label: str, target: dict, startup_timeout_s: float, log_path: Path | None, scratch: Path | None = None):
         self.label, self.target, self.startup_timeout_s, self.log_path = label, target, startup_timeout_s, log_path
+        self.scratch = scratch  # the server's own folder, removed when the session closes
         self.client = None
         self._ready: concurrent.futures.Future = concurrent.futures.Future()
         self._closing = asyncio.Event()
@@ -176,6 +178,9 @@ class Connection:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
 
 def result_observation(result) -> Observation:

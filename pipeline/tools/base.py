@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Callable
 
 from jsonschema import Draft202012Validator
+from jsonschema.validators import validator_for
 
 from pipeline.errors import UserError
 from pipeline.schema import field_path
@@ -122,8 +123,9 @@ class Tool:
         return {"type": "function", "function": {"name": self.wire_name, "description": self.description, "parameters": self.parameters}}
 
     @cached_property
-    def _validator(self) -> Draft202012Validator:
-        return Draft202012Validator(self.parameters)
+    def _validator(self):
+        """The validator of the schema's own dialect (`$schema`: MCP servers often list draft-07), else 2020-12."""
+        return validator_for(self.parameters, default=Draft202012Validator)(self.parameters)
 
     def argument_errors(self, arguments) -> list[str]:
         if not isinstance(arguments, dict):
