@@ -177,16 +177,18 @@ def open_toolbox(config, run_dir: Path | None, stage: str, live: bool = True) ->
                 if recordings is not None:
                     recordings.save_listing(name, environment.source, environment.listing())
             else:
-                environment = _offline(name, spec, recordings, run_dir)
+                environment = _offline(name, recordings, run_dir)
             opened[name] = environment
         return Toolbox(opened, recordings, stage)
     except BaseException:
         for environment in opened.values():
             environment.close()
+        if recordings is not None:
+            recordings.close()
         raise
 
 
-def _offline(name: str, spec: dict, recordings: Recordings | None, run_dir) -> OfflineEnvironment:
+def _offline(name: str, recordings: Recordings | None, run_dir) -> OfflineEnvironment:
     listed = recordings.listing(name) if recordings is not None else None
     if listed is None:
         raise UserError(f"environments.{name}: no recorded tool listing in {Path(run_dir or '.') / 'recordings.sqlite'} "

@@ -102,14 +102,13 @@ class McpEnvironment(Environment):
 
     def _add_tools(self, listed: list) -> None:
         names = {tool.name for tool in listed}
-        for hidden in sorted(self.hidden - names):
-            raise UserError(f"{self.where}: the server has no tool '{hidden}' (it lists: {', '.join(sorted(names)) or 'none'})")
         wanted = self.spec.get("tools")
-        for name in sorted(set(wanted or []) - names):
-            raise UserError(f"{self.where}.tools: the server has no tool '{name}' (it lists: {', '.join(sorted(names))})")
         read_only = set(self.spec.get("read_only_tools", []))
-        for name in sorted(read_only - names):
-            raise UserError(f"{self.where}.read_only_tools: the server has no tool '{name}'")
+        asked = {key: {self.spec[key]} for key in ("reset_tool", "snapshot_tool") if key in self.spec}
+        for field, tools in {**asked, "tools": set(wanted or []), "read_only_tools": read_only}.items():
+            missing = sorted(tools - names)
+            if missing:
+                raise UserError(f"{self.where}.{field}: the server has no tool '{missing[0]}' (it lists: {', '.join(sorted(names)) or 'none'})")
         for tool in listed:
             if tool.name in self.hidden or (wanted and tool.name not in wanted):
                 continue
