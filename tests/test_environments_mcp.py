@@ -230,3 +230,38 @@ def test_the_recordings_travel_with_the_published_dataset(tmp_path):
         next(c for c in calls if c["tool"] == "tk.close_ticket").items()
     listings = json.loads((tmp_path / "hub" / "recordings" / "listings.json").read_text())
     assert "tk.get_ticket" in {t["name"] for t in listings["tk"]["tools"]}
+
+
+def conversation(path: str, body: dict):
+    """An agent that asks which ticket, closes it and reports; a user who wants T2 closed and says so when asked."""
+    messages = body["messages"]
+    if body["model"] == "user":
+        if len(messages) == 2:
+            return "Hi, I need one of my tickets closed."
+        last = messages[-1]["content"]
+        return "It is T2." if "Which ticket" in last else ("Thanks! ###STOP###" if "closed" in last else "Sorry?")
+    said = " ".join(m["content"] for m in messages if m["role"] == "user")
+    if any(m["role"] == "tool" for m in messages):
+        return {"content": f"Done: {messages[-1]['content']}."}
+    ticket = re.search(r"\bT\d+\b", said)
+    if ticket is None:
+        return {"content": "Which ticket should I close? Please give me its id."}
+    return {"content": "", "tool_calls": [{"id": "c", "name": "tk__close_ticket", "arguments": json.dumps({"ticket_id": ticket.group(0)})}]}
+
+
+def test_a_multi_turn_conversation_with_a_simulated_user_changes_the_servers_state(tmp_path):
+    task = {**close_task("T2", "VPN drops every hour"), "instruction": "You want ticket T2 (the VPN one) closed.",
+            "tools": ["tk.get_ticket", "tk.close_ticket"]}
+    task["ground_truth"] = {"answer": "T2 closed", "final_state": task["ground_truth"]["final_state"],
+                            "actions": [{"tool": "tk.close_ticket", "arguments": {"ticket_id": "T2"}, "changes_state": True}]}
+    with FakeOpenAI(models=("agent", "user"), responder=conversation) as server:
+        endpoint = lambda model: {"base_url": server.base_url, "model": model, "mode": "chat", "max_retries": 0, "timeout_s": 10}
+        teacher = {"name": "agent", "policy": "llm", "endpoint": "agent", "formats": ["function_calling"], "max_steps": 6,
+                   "user_simulator": {"endpoint": "user", "max_turns": 3}}
+        data = config(tmp_path, [task], mcp_spec(), teachers=[teacher], endpoints={"agent": endpoint("agent"), "user": endpoint("user")})
+        assert run(tmp_path, data) == 0
+    [row] = rows(tmp_path)
+    assert [s["action_type"] for s in row["steps"]] == ["ask_user", "tool_call", "final_answer"]
+    assert row["meta"]["conversation"]["ended_by"] == "satisfied"
+    assert row["meta"]["final_state"]["tk"]["tickets"]["T2"]["status"] == "closed"
+    assert row["passed"], [c for c in row["checks"] if not c["passed"]]
