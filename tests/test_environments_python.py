@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 from tests.fake_openai import FakeOpenAI
 
 TASKS = ROOT / "examples" / "inventory_tasks.jsonl"
-CHECKS = ["schema", "messages_steps", "tool_calls", "replay", "final_answer", "answer", "final_state"]
+CHECKS = ["schema", "messages_steps", "step_ids", "context", "mask", "tool_calls", "replay", "final_answer", "answer", "final_state"]
 
 
 def config(environment: dict, teachers: list[dict] | None = None, endpoints: dict | None = None, seeds: Path = TASKS) -> dict:

@@ -17,7 +17,7 @@ def run(tmp_path, teachers, endpoints=None) -> list[dict]:
     data = {"run": {"name": "no-tool"}, "endpoints": endpoints or {},
             "synthesize": {"seeds": [{"name": "no_tool", "path": str(TASKS)}]},
             "sample": {"teachers": teachers},
-            "verify": {"checks": [{"name": n} for n in ("schema", "messages_steps", "final_answer", "answer", "no_tool", "refusal")]}}
+            "verify": {"checks": [{"name": n} for n in ("schema", "messages_steps", "final_answer", "answer", "no_tool", "refusal", "grounding", "context", "step_ids")]}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(data))
     assert cli.main(["run", str(tmp_path / "config.yaml"), "--run-dir", str(tmp_path / "run"), "--stages", "synthesize,sample,verify"]) == 0
     return [r for p in sorted((tmp_path / "run" / "verified").glob("part-*.parquet")) for r in shards.read_shard(p, "trajectory")]

@@ -45,17 +45,17 @@ TOOLS = [{"function": probe, "read_only": True}, record]
 '''
 
 
-def calls(*pairs) -> list[dict]:
-    return [{"id": f"call_{i}", "name": name, "arguments": json.dumps(arguments)} for i, (name, arguments) in enumerate(pairs)]
+def calls(turn: str, *pairs) -> list[dict]:
+    return [{"id": f"{turn}_{i}", "name": name, "arguments": json.dumps(arguments)} for i, (name, arguments) in enumerate(pairs)]
 
 
 def parallel_agent(path: str, body: dict):
     """Two probes at once, then two log entries at once, then the first probe's result as the answer."""
     results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
     if not results:
-        return {"content": "I probe both sensors at once.", "tool_calls": calls(("lab__probe", {"name": "north"}), ("lab__probe", {"name": "south"}))}
+        return {"content": "I probe both sensors at once.", "tool_calls": calls("probe", ("lab__probe", {"name": "north"}), ("lab__probe", {"name": "south"}))}
     if len(results) == 2:
-        return {"content": None, "tool_calls": calls(("lab__record", {"entry": "first"}), ("lab__record", {"entry": "second"}))}
+        return {"content": None, "tool_calls": calls("record", ("lab__record", {"entry": "first"}), ("lab__record", {"entry": "second"}))}
     return {"content": results[0]}
 
 
@@ -73,7 +73,7 @@ def run_dir(tmp_path_factory):
                 "environments": {"lab": {"python": {"module": "lab_tools", "path": str(tmp_path / "mods")}}},
                 "synthesize": {"seeds": [{"name": "lab", "path": str(tmp_path / "task.jsonl")}]},
                 "sample": {"teachers": [{"name": "agent", "policy": "llm", "endpoint": "fake", "formats": ["function_calling"], "max_steps": 4}]},
-                "verify": {"checks": [{"name": n} for n in ("schema", "messages_steps", "tool_calls", "replay", "final_answer", "answer")]},
+                "verify": {"checks": [{"name": n} for n in ("schema", "messages_steps", "step_ids", "context", "mask", "tool_calls", "replay", "final_answer", "answer")]},
                 "curate": {"validation_fraction": 0.0}}
         (tmp_path / "config.yaml").write_text(yaml.safe_dump(data))
         assert cli.main(["run", str(tmp_path / "config.yaml"), "--run-dir", str(tmp_path / "run")]) == 0
@@ -90,9 +90,9 @@ def test_each_call_of_a_turn_is_executed_answered_and_stepped(run_dir):
     roles = [m["role"] for m in row["messages"]]
     assert roles == ["system", "user", "assistant", "tool", "tool", "assistant", "tool", "tool", "assistant"]
     assert [c["function"]["name"] for c in row["messages"][2]["tool_calls"]] == ["lab__probe", "lab__probe"]
-    assert [(m["tool_call_id"], m["content"]) for m in row["messages"][3:5]] == [("call_0", "north: ok"), ("call_1", "south: ok")]
+    assert [(m["tool_call_id"], m["content"]) for m in row["messages"][3:5]] == [("probe_0", "north: ok"), ("probe_1", "south: ok")]
     assert [(s["message_index"], s["tool_call_id"], s["tool_name"]) for s in row["steps"][:4]] == [
-        (2, "call_0", "lab.probe"), (2, "call_1", "lab.probe"), (5, "call_0", "lab.record"), (5, "call_1", "lab.record")]
+        (2, "probe_0", "lab.probe"), (2, "probe_1", "lab.probe"), (5, "record_0", "lab.record"), (5, "record_1", "lab.record")]
     assert row["steps"][0]["thought"] == "I probe both sensors at once." and row["steps"][1]["thought"] is None
     assert [m["content"] for m in row["messages"][6:8]] == ["first is entry 1", "second is entry 2"]  # in order: record is not read-only
     assert row["passed"], [c for c in row["checks"] if not c["passed"]]

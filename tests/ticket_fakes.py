@@ -14,7 +14,7 @@ import yaml
 from pipeline import cli, shards
 
 SERVER = Path(__file__).parent / "mcp_tickets.py"
-CHECKS = ["schema", "messages_steps", "tool_calls", "replay", "final_answer", "answer", "final_state", "actions"]
+CHECKS = ["schema", "messages_steps", "step_ids", "context", "mask", "tool_calls", "replay", "final_answer", "answer", "final_state", "actions"]
 
 
 def seed_state(**changes) -> dict:
