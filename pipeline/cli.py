@@ -13,7 +13,9 @@ Examples:
   trajforge export runs/quickstart --view trl --out /tmp/trl
   trajforge sample configs/run.yaml --batch             # LLM teachers through the Batch API, one round per step
   trajforge plan configs/run.yaml --probe 3             # requests, tokens and dollars before spending
+  trajforge verify runs/inventory-mcp --live --reconfigure   # replay against the live MCP server: drift since sampling
   trajforge local-teacher start                         # the embedded llama.cpp teacher, for manual use
+  trajforge list tools configs/inventory_mcp.yaml       # every tool of the config's environments, with its schema
   trajforge import logs.jsonl --format openai --run-dir runs/logs   # trajectories from elsewhere, then
   trajforge run runs/logs                                          # verify and curate them
 """
@@ -51,6 +53,15 @@ def _overrides(args) -> list[str]:
     return args.set + (["sample.sandbox.allow_weak=true"] if args.allow_weak_sandbox else [])
 
 
+def live_replay_overrides(config) -> list[str]:
+    """--live: the replay checks call environment tools again instead of answering from the recordings."""
+    checks = config["verify"]["checks"]
+    found = [f"verify.checks[{i}].options.live=true" for i, check in enumerate(checks) if check["name"] == "replay"]
+    if not found:
+        raise UserError("--live: verify.checks has no replay check to run live")
+    return found
+
+
 def _run(args, stages: list[str] | None) -> int:
     """Check everything that can refuse the command (config, shard spec, executor, endpoints and keys, the
     publish target), then open the run directory (the first write) and run the stages."""
@@ -59,6 +70,8 @@ def _run(args, stages: list[str] | None) -> int:
 
     config, implied_dir = load_config(args.config, _overrides(args))
     stages = stages or (args.stages.split(",") if args.stages else config["run"]["stages"])
+    if getattr(args, "live", False):
+        config, implied_dir = load_config(args.config, _overrides(args) + live_replay_overrides(config))
     importing = bool(config.data.get("import")) and bool({"synthesize", "sample"} & set(stages))
     if importing:  # an import run has no synthesize or sample stage: the import writes its trajectories
         if args.command in ("synthesize", "sample"):
@@ -312,26 +325,50 @@ def cmd_view(args) -> int:
     return 0
 
 
+def _list_tools(config_path: str | None, overrides: list[str]) -> None:
+    """Every tool a config can reach, with its schema and where it comes from (its environments are opened:
+    servers started and listed, modules imported)."""
+    from pipeline.environments import Toolbox, open_toolbox
+
+    toolbox = Toolbox()
+    if config_path:
+        config, _ = load_config(config_path, overrides)
+        toolbox = open_toolbox(config, None, "list")
+    try:
+        for tool in toolbox.tools.values():
+            tags = " [read-only]" if tool.read_only and tool.source != "builtin" else ""
+            shown = f" (models see {tool.wire_name})" if tool.wire_name != tool.name else ""
+            print(f"{tool.name}{shown}  from {tool.source}{tags}\n    {tool.description}\n    parameters: {json.dumps(tool.parameters, ensure_ascii=False)}")
+    finally:
+        toolbox.close()
+
+
 def cmd_list(args) -> int:
-    if args.what == "generators":
+    from pipeline import plugins
+
+    if args.what == "tools":
+        _list_tools(args.config, args.set)
+    elif args.config:
+        raise UserError(f"trajforge list {args.what} takes no CONFIG (only `trajforge list tools CONFIG` does)")
+    elif args.what == "generators":
         from pipeline.synthesize.generators import GENERATORS
 
         for g in GENERATORS.values():
-            print(f"{g.name:<14} domain={g.domain:<12} tools={','.join(g.tools):<26} {g.description}")
-    elif args.what == "tools":
-        from pipeline.tools import TOOLS
-
-        width = max(map(len, TOOLS))
-        for t in TOOLS.values():
-            print(f"{t.name:<{width}}  {t.description}")
+            print(f"{g.name:<14} domain={g.domain:<12} tools={','.join(g.tools):<26} {g.description}  [{plugins.origin('generators', g.name)}]")
     elif args.what == "checks":
         from pipeline.verify.checks import CHECKS
 
-        print("\n".join(CHECKS))
+        print("\n".join(f"{name:<16} [{plugins.origin('checks', name)}]" for name in CHECKS))
     elif args.what == "views":
         from pipeline.curate.views import VIEWS
 
-        print("\n".join(VIEWS))
+        print("\n".join(f"{name:<16} [{plugins.origin('views', name)}]" for name in VIEWS))
+    elif args.what == "environments":
+        from pipeline.environments import FACTORIES
+
+        kinds = [("mcp", "builtin: an MCP server over stdio or streamable HTTP"), ("python", "builtin: a Python module of tool functions")]
+        kinds += [(name, plugins.origin("environments", name)) for name in FACTORIES]
+        print("\n".join(f"{name:<16} [{origin}]" for name, origin in kinds))
     else:
         from pipeline.formats import FORMATS
 
@@ -365,6 +402,8 @@ def _stage_options(p: argparse.ArgumentParser, shard: bool = True) -> None:
         p.add_argument("--address", help="with --executor ray: the cluster address (default: start a local Ray instance)")
         p.add_argument("--batch", action="store_true", help="send LLM requests through the Batch API (one round per agent step)")
         p.add_argument("--go-on", action="store_true", help="start even when the plan expects more than an endpoint's budget_usd")
+        p.add_argument("--live", action="store_true", help="verify: replay environment tools against the live environment and report "
+                       "drift, instead of answering them from the run's recordings (changes verify's config: with --reconfigure)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. sample.teachers[0].temperature=0.7")
     p.add_argument("--reconfigure", action="store_true", help="accept a changed config for an existing run dir and redo the stages it changes")
     p.add_argument("--allow-weak-sandbox", action="store_true",
@@ -456,8 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="gemma-3-270m", help="the name it serves the model under (an endpoint's `model`)")
     p.add_argument("--n-ctx", type=int, default=4096, help="context size in tokens")
     p.set_defaults(func=cmd_local_teacher)
-    p = sub.add_parser("list", help="list registered generators, tools, checks, formats or views")
-    p.add_argument("what", choices=["generators", "tools", "checks", "formats", "views"])
+    p = sub.add_parser("list", help="list registered generators, tools, checks, formats, views or environment kinds, and where each comes from")
+    p.add_argument("what", choices=["generators", "tools", "checks", "formats", "views", "environments"])
+    p.add_argument("config", metavar="CONFIG", nargs="?", help="with tools: also the tools of this config's environments (they are started)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_list)
     return parser
 

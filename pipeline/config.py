@@ -48,6 +48,15 @@ OPERATIONAL_KEYS = (
     "endpoints.*.structured_output",  # follows from the server (llama.cpp or not); the verdict asked for is the same
     "endpoints.*.local_server",  # the running local server's pid and log (set while a run serves it)
     "sample.sandbox.allow_weak",  # whether model-written code may run at all here, not what it produces
+    # where an environment's server runs and how long to wait for it, never what its tools do
+    "environments.*.mcp.url",
+    "environments.*.mcp.headers",
+    "environments.*.mcp.cwd",
+    "environments.*.mcp.max_sessions",
+    "environments.*.mcp.call_timeout_s",
+    "environments.*.mcp.startup_timeout_s",
+    "environments.*.python.path",
+    "environments.*.python.call_timeout_s",
 )
 
 # Keys added after run directories existed, at the value that makes what configs without them made: left out of
@@ -57,6 +66,9 @@ NEUTRAL_DEFAULTS = {
     "endpoints.*.reasoning_history": "drop",
     "endpoints.*.capture": {"logprobs": False, "token_ids": False},
     "curate.view_reasoning": "render",
+    "environments": {},
+    "synthesize.llm_tasks.*.explore": {"max_calls": 4, "max_tokens": 400},
+    "curate.recordings": False,
 }
 
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -89,6 +101,8 @@ def _stage_inputs(data: dict, stage: str) -> dict:
     inputs = {"section": section}
     if stage == "synthesize":
         inputs["run"] = {k: data["run"][k] for k in ("seed", "rows_per_shard")}
+        if data.get("environments"):  # the tools every later stage calls (chained into their hashes)
+            inputs["environments"] = semantic(data["environments"], "environments")
     if stage == "curate":
         inputs["seed"] = data["run"]["seed"]
     if stage == "sample" and data.get("import"):  # an import run's trajectories come from its source

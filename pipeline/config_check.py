@@ -53,6 +53,8 @@ def check_references(data: dict, where: str) -> None:
             _check_user_simulator(data, where, field, teacher)
     _check_judges(data, where)
     _check_llm_tasks(data, where)
+    _check_environments(data, where)
+    _check_views(data, where)
     from pipeline.curate import settings
 
     settings.check(data, where)
@@ -102,7 +104,10 @@ def _check_llm_tasks(data: dict, where: str) -> None:
         if names.count(spec["name"]) > 1:
             raise UserError(f"{where}: {field}.name: '{spec['name']}' names two llm_tasks entries")
         _check_name(where, f"{field}.endpoint", spec["endpoint"], data["endpoints"], "endpoint")
-        _check_name(where, f"{field}.seeds", spec["seeds"], sources, "seeds source or generator")
+        if "seeds" in spec:
+            _check_name(where, f"{field}.seeds", spec["seeds"], sources, "seeds source or generator")
+        if "environment" in spec:
+            _check_name(where, f"{field}.environment", spec["environment"], data["environments"], "environment")
         reviewers = [r["name"] for r in spec["reviewers"]]
         for j, reviewer in enumerate(spec["reviewers"]):
             _check_name(where, f"{field}.reviewers[{j}].endpoint", reviewer["endpoint"], data["endpoints"], "endpoint")
@@ -111,6 +116,27 @@ def _check_llm_tasks(data: dict, where: str) -> None:
         if reviewers and spec["committee"]["quorum"] > len(reviewers):
             raise UserError(f"{where}: {field}.committee.quorum: {spec['committee']['quorum']} is more than the "
                             f"{len(reviewers)} reviewer(s) configured")
+
+
+def _check_views(data: dict, where: str) -> None:
+    from pipeline.curate.views import VIEWS
+
+    for i, name in enumerate(data.get("curate", {}).get("views", [])):
+        _check_name(where, f"curate.views[{i}]", name, VIEWS, "view")
+
+
+def _check_environments(data: dict, where: str) -> None:
+    """Environment names that would clash with built-in tools, and plugins that are not installed (servers are
+    started and modules imported when a stage opens them: `trajforge list tools CONFIG` tries that alone)."""
+    if not data["environments"]:
+        return
+    from pipeline.environments import FACTORIES, RESERVED
+
+    for name, spec in data["environments"].items():
+        if name in RESERVED:
+            raise UserError(f"{where}: environments.{name}: '{name}' is a built-in tool or resource name; choose another")
+        if "plugin" in spec:
+            _check_name(where, f"environments.{name}.plugin", spec["plugin"], FACTORIES, "environment plugin")
 
 
 def _check_name(where: str, field: str, name: str, registry, what: str) -> None:

@@ -138,7 +138,7 @@ MALFORMED = {
     "react": ["I think the answer might be something.", "Thought: x\nAction: calculator\nAction Input: {oops"],
     "cota": ['{"thought": "x", "tool": "calculator", "arguments": {"expression": "1"', "[1, 2]"],
     "function_calling": [{"content": None, "tool_calls": [{"name": "calculator", "arguments": '{"expression": '}]},
-                         {"content": None, "tool_calls": [{"name": "calculator", "arguments": "{}"}, {"name": "calculator", "arguments": "{}"}]},
+                         {"content": None, "tool_calls": [{"name": "calculator", "arguments": "{}"}, {"name": "calculator", "arguments": "[1, 2]"}]},
                          {"content": ""}],
 }
 

@@ -21,6 +21,7 @@ from pipeline import shards
 from pipeline.curate import decontam, dedup, mix, scan, textsig, views
 from pipeline.curate.split import assign_splits
 from pipeline.curate.write import write_splits
+from pipeline.environments import recordings
 from pipeline.errors import UserError
 from pipeline.publish import card
 
@@ -162,6 +163,8 @@ class CurateStage:
                              tmp / "data", rows_per_shard, group_rows, self.stage_hash, progress)
         counts = {split: int((split_of == split).sum()) for split in files}
         view_counts = {name: views.write_view(name, tmp, tmp / name, paths, self.section["view_reasoning"]) for name in self.section["views"]}
+        if self.section["recordings"]:  # the curated rows' tool I/O travels with the dataset (docs/environments.md)
+            recordings.export_for_dataset(in_dir.parent, sorted((tmp / "data").glob("*.parquet")), tmp / "recordings")
         steps, removed = funnel(reason)
         report = {"funnel": steps, "removed": removed, "contaminated": result.contaminated, "mix": mix_table,
                   "near_dedup": lsh, "rows_per_shard": rows_per_shard, "row_group_rows": group_rows}

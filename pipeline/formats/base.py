@@ -17,17 +17,24 @@ class FormatError(ValueError):
 
 @dataclass
 class Action:
-    """One parsed step: a tool call or a final answer, with the thought that led to it."""
+    """One parsed step: a tool call or a final answer, with the thought that led to it. A function-calling
+    turn with several tool calls is one Action whose `parallel` holds one Action per call (the thought is
+    the turn's; each call has its own tool, arguments and id)."""
 
     thought: str | None
     tool: str | None = None
     arguments: dict = field(default_factory=dict)
     final_answer: str | None = None
     tool_call_id: str | None = None
+    parallel: list["Action"] | None = None
 
     @property
     def is_final(self) -> bool:
         return self.final_answer is not None
+
+    def calls(self) -> list["Action"]:
+        """The tool calls of this turn, in order: the parallel calls, or the action itself."""
+        return list(self.parallel) if self.parallel else [self]
 
     def arguments_json(self) -> str:
         return canonical_json(self.arguments)

@@ -1,7 +1,8 @@
 """Function calling: native tool calls in chat mode. Tools go to the API as `tools`; an action is an assistant
-message with one `tool_calls` entry (arguments an object in rows, a JSON string only on the wire) and any
-text before it as `content` (the thought); the observation comes back as a `tool` message; a reply with text
-and no tool call is the final answer."""
+message with `tool_calls` (arguments an object in rows, a JSON string only on the wire) and any text before it
+as `content` (the thought); each call's observation comes back as its own `tool` message, in the order of the
+calls; a reply with text and no tool call is the final answer. A reply may hold several tool calls (parallel
+calls): one Action with `parallel` set."""
 
 import json
 
@@ -11,7 +12,7 @@ from pipeline.formats.base import Action, Format, FormatError
 def system_prompt(tools: list[dict]) -> str:
     return (
         "You are an agent that solves the user's task step by step with the tools you are given. "
-        "Call one tool at a time; its result comes back to you. "
+        "Call a tool and its result comes back to you; calls that do not depend on each other may go in one reply. "
         "When you know the answer, reply with the final answer only, without calling a tool."
     )
 
@@ -19,8 +20,9 @@ def system_prompt(tools: list[dict]) -> str:
 def action_message(action: Action) -> dict:
     if action.is_final:
         return {"role": "assistant", "content": action.final_answer}
-    call = {"id": action.tool_call_id, "type": "function", "function": {"name": action.tool, "arguments": action.arguments}}
-    message = {"role": "assistant", "tool_calls": [call]}
+    calls = [{"id": call.tool_call_id, "type": "function", "function": {"name": call.tool, "arguments": call.arguments}}
+             for call in action.calls()]
+    message = {"role": "assistant", "tool_calls": calls}
     if action.thought:
         message["content"] = action.thought
     return message
@@ -42,16 +44,23 @@ def parse_arguments(raw) -> dict:
     return raw
 
 
+def _call(call: dict, thought: str | None) -> Action:
+    function = call.get("function") or {}
+    if not function.get("name"):
+        raise FormatError("tool call has no function name")
+    return Action(thought, tool=function["name"], arguments=parse_arguments(function.get("arguments")), tool_call_id=call.get("id"))
+
+
 def parse_message(message: dict) -> Action:
     calls = message.get("tool_calls") or []
     thought = (message.get("content") or "").strip() or None
     if len(calls) > 1:
-        raise FormatError(f"reply has {len(calls)} tool calls; one per step is supported")
+        ids = [call.get("id") for call in calls]
+        if len(set(ids)) < len(ids):
+            raise FormatError("parallel tool calls share an id: each tool message must answer exactly one call")
+        return Action(thought, parallel=[_call(call, None) for call in calls])
     if calls:
-        function = calls[0].get("function") or {}
-        if not function.get("name"):
-            raise FormatError("tool call has no function name")
-        return Action(thought, tool=function["name"], arguments=parse_arguments(function.get("arguments")), tool_call_id=calls[0].get("id"))
+        return _call(calls[0], thought)
     if thought is None:
         raise FormatError("empty reply: no tool call and no text")
     return Action(None, final_answer=thought)

@@ -130,7 +130,7 @@ def render(inputs: CardInputs, plot_files: list[str]) -> str:
     kept = inputs.kept
     views = {v: c for v, c in inputs.views.items() if sum(c.values())}
     configs = [["default", "full trajectory rows (the source of truth)", *[inputs.splits.get(s, 0) for s in ("train", "validation")]]]
-    configs += [[v, VIEW_NOTES[v], c.get("train", 0), c.get("validation", 0)] for v, c in views.items()]
+    configs += [[v, VIEW_NOTES.get(v, "an export view from a plugin"), c.get("train", 0), c.get("validation", 0)] for v, c in views.items()]
     sections = [
         f"# {card_config['pretty_name']}",
         "Agent trajectories made by trajforge: tasks with known ground truth, trajectories whose every action was "

@@ -28,9 +28,12 @@ def message_from_reply(fmt: Format, reply: Reply) -> tuple[dict, str | None]:
     if not fmt.native_tools or not reply.tool_calls:
         return {"role": "assistant", "content": text, **thought}, None
     raw = json.dumps({"content": reply.text, "tool_calls": reply.tool_calls}, ensure_ascii=False)
+    ids = [call["id"] for call in reply.tool_calls]
+    if len(set(ids)) < len(ids) or not all(ids):  # each tool message answers one call: ids must tell them apart
+        ids = [f"call_{i}" for i in range(len(ids))]
     try:
-        calls = [{"id": call["id"] or f"call_{i}", "type": "function", "function": {"name": call["name"], "arguments": parse_arguments(call["arguments"])}}
-                 for i, call in enumerate(reply.tool_calls)]
+        calls = [{"id": id_, "type": "function", "function": {"name": call["name"], "arguments": parse_arguments(call["arguments"])}}
+                 for id_, call in zip(ids, reply.tool_calls)]
     except FormatError:
         return {"role": "assistant", "content": "", **thought}, raw
     message = {"role": "assistant", "tool_calls": calls}

@@ -1,10 +1,12 @@
 """Policies that drive the agent loop. The program teacher replays a task's solution program through the
 real tools (TACO's program-generated CoTA): real actions, real observations, templated thoughts."""
 
+import dataclasses
 import re
 
 from pipeline.formats import Action
 from pipeline.sample.agent import Episode, Turn
+from pipeline.tools.naming import wire_name
 
 _REF = re.compile(r"\{s(\d+)\}")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
@@ -41,8 +43,9 @@ def planned_action(solution: dict, index: int, seen: list[str], call_id: str) ->
 
 
 def as_turn(fmt, action: Action) -> Turn:
-    """The turn of a planned action in format `fmt` (CodeAct writes a tool call as code)."""
-    action = action if action.is_final else fmt.plan_action(action)
+    """The turn of a planned action in format `fmt`, naming its tool as models do (its wire name; CodeAct
+    writes the call as code)."""
+    action = action if action.is_final else fmt.plan_action(dataclasses.replace(action, tool=wire_name(action.tool)))
     return Turn(fmt.action_message(action), action)
 
 

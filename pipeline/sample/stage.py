@@ -8,9 +8,10 @@ API, `process` returns None for a shard whose episodes wait on a reply, and `bat
 """
 
 import asyncio
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from pipeline import __version__
+from pipeline import environments
 from pipeline.formats import FORMATS
 from pipeline.jsonutil import content_hash
 from pipeline.llm import transient
@@ -22,7 +23,7 @@ from pipeline.sample.llm_policy import LLMPolicy
 from pipeline.sample.policies import ProgramPolicy
 from pipeline.sample.reflect import OFF, Reflector
 from pipeline.sample.user_sim import ENDINGS, UserSimulator
-from pipeline.tools import Env, final_state
+from pipeline.tools import EnvironmentLost, final_state
 from pipeline.tools.python import code_is_ours, sandbox_report
 
 # Formats whose system prompt already describes the tools: their rows carry tools=null, so a chat template
@@ -43,18 +44,20 @@ class SampleStage:
         self.reflection = config["sample"].get("reflection", OFF)
         self.reflector = Reflector(self.reflection, config["run"]["seed"])
         self.conversations = {key: 0 for key in ("conversations", "user_turns", *ENDINGS)}
+        self.toolbox = environments.Toolbox()  # the built-in tools until open() adds the config's environments
 
     @asynccontextmanager
     async def open(self, run_dir):
-        """Open the endpoints the LLM teachers use (nothing for program teachers) for the stage's duration."""
+        """Open the config's environments and the endpoints the LLM teachers use for the stage's duration."""
         names = [t["endpoint"] for t in self.teachers if t["policy"] == "llm"]
         names += [t["user_simulator"]["endpoint"] for t in self.teachers if "user_simulator" in t]
-        if not names:
+        async with AsyncExitStack() as stack:
+            if self.config["environments"]:
+                self.toolbox = await stack.enter_async_context(environments.opened(self.config, run_dir, self.name))
+            if names:
+                self.clients = await stack.enter_async_context(Endpoints(self.config["endpoints"], names, run_dir))
             yield
-            return
-        async with Endpoints(self.config["endpoints"], names, run_dir) as self.clients:
-            yield
-        self.clients = {}
+        self.clients, self.toolbox = {}, environments.Toolbox()
 
     @property
     def batching(self) -> bool:
@@ -108,17 +111,29 @@ class SampleStage:
         return sum(min(inputs, t.get("max_tasks_per_shard") or inputs) * len(t["formats"]) * t["samples_per_task"] for t in self.teachers)
 
     async def episode(self, task: dict, teacher: dict, fmt_name: str, policy, user=None) -> tuple[Episode, dict]:
-        """One episode in a fresh environment, and the environment's final state."""
+        """One episode in a fresh environment, and the environment's final state (read in a thread: an
+        environment's state may come from its server)."""
         sample = self.config["sample"]
         ours = code_is_ours("program" if teacher["policy"] == "program" else "llm", task["source"])
-        with Env(task["environment"], sample["max_observation_chars"], sample["sandbox"], trusted_code=ours) as env:
+        label = f"{task['id']}/{teacher['name']}/{fmt_name}"
+        async with self.toolbox.episode(task["tools"], task["environment"], sample["max_observation_chars"], sample["sandbox"], label,
+                                        trusted_code=ours) as env:
             episode = await run_episode(task, policy, FORMATS[fmt_name], env, teacher["max_steps"], user)
-            return episode, final_state(env)
+            try:
+                state = await asyncio.to_thread(final_state, env)
+            except EnvironmentLost as exc:
+                state, episode.error = {}, episode.error or f"final state: {exc}"
+                transient.note("environment")
+            if env.recording is not None:
+                episode.recording = env.recording.meta()
+            return episode, state
 
     def finish_row(self, task: dict, teacher: dict, fmt_name: str, k: int, episode: Episode, state: dict) -> dict:
         row = self.to_row(task, teacher, fmt_name, k, episode)
         if state:
             row["meta"]["final_state"] = state
+        if episode.recording is not None:
+            row["meta"]["recording"] = episode.recording
         if FORMATS[fmt_name].action_type == "code" or "python" in task["tools"]:
             row["meta"]["sandbox"] = sandbox_report()
         return row
@@ -167,6 +182,8 @@ class SampleStage:
     async def process(self, tasks: list[dict], progress) -> list[dict] | None:
         """One row per job; None when some episode waits on a Batch API round (the shard is not done yet)."""
         batching = self.batching
+        for task in tasks:
+            self.toolbox.check_task(task, "sample")
 
         async def one(job):
             with transient.watching() as failures:

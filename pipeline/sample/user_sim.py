@@ -26,7 +26,8 @@ USER_SYSTEM = (
     f"- Once the agent has done what you wanted, or said it cannot be done, reply with exactly {STOP}"
 )
 AGENT_SYSTEM = (
-    "You are a customer-service agent with tools. Call one tool at a time; its result comes back to you. "
+    "You are a customer-service agent with tools. Call a tool and its result comes back to you; calls that do not depend "
+    "on each other may go in one reply. "
     "To talk to the user (to ask for details you need, or to report the outcome), reply with a message and no tool call. "
     "Act only on details the user gave you or the tools returned."
 )

@@ -72,23 +72,28 @@ class Execution:
 
 
 def execute(blueprint: dict, environment: dict, tools: list[str], max_observation_chars: int, sandbox: dict) -> Execution:
-    """Run the actions in a fresh environment; every one must succeed, the stated state changes must hold and
-    the answer must be grounded in the observations."""
-    run = Execution()
+    """Run the actions in a fresh environment of the built-in tools (see `run_actions`)."""
     with Env(environment, max_observation_chars, sandbox) as env:
-        before = final_state(env)
-        for i, action in enumerate(blueprint["actions"]):
-            arguments = fill_arguments(action["arguments"], run.observations)
-            observation = run_tool(action["tool"], arguments, env, tools)
-            if observation.error:
-                run.problem = f"action {i} ({action['tool']} {json.dumps(arguments)}) failed: {observation.content[:300]}"
-                return run
-            after = final_state(env)
-            run.observations.append(observation.content)
-            run.arguments.append(arguments)
-            run.changed.append(after != before)
-            before = after
-        run.state = before
+        return run_actions(blueprint, env, tools)
+
+
+def run_actions(blueprint: dict, env: Env, tools: list[str]) -> Execution:
+    """Run the actions in `env`, a fresh environment; every one must succeed, the stated state changes must
+    hold and the answer must be grounded in the observations."""
+    run = Execution()
+    before = final_state(env)
+    for i, action in enumerate(blueprint["actions"]):
+        arguments = fill_arguments(action["arguments"], run.observations)
+        observation = run_tool(action["tool"], arguments, env, tools)
+        if observation.error:
+            run.problem = f"action {i} ({action['tool']} {json.dumps(arguments)}) failed: {observation.content[:300]}"
+            return run
+        after = final_state(env)
+        run.observations.append(observation.content)
+        run.arguments.append(arguments)
+        run.changed.append(after != before)
+        before = after
+    run.state = before
     run.problem = state_problem(blueprint.get("state_changes") or {}, run.state)
     if run.problem is None:
         run.answer, run.tolerance, run.problem = grounded_answer(blueprint["answer"], run.observations)

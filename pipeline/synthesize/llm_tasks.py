@@ -17,6 +17,10 @@ synthesize:
 ```
 Every proposal and its fate is counted (`stats()`: proposed, unparseable, duplicate, actions failed,
 executed ok, review failed, reviewed ok, kept, ...) and a dropped blueprint is logged with its last reason.
+
+Over an environment (`environment: inv`, docs/environments.md) the blueprint uses that environment's tools;
+`seeds` become optional, and with `explore` the proposer first calls the read-only tools to see real data
+(pipeline/synthesize/explore.py).
 """
 
 import asyncio
@@ -26,18 +30,21 @@ import random
 
 from pipeline.formats.base import describe_tools
 from pipeline.jsonutil import content_hash
+from pipeline.llm import transient
 from pipeline.llm.client import LLMError
 from pipeline.synthesize import blueprints
 from pipeline.synthesize import seeds as seedlib
+from pipeline.synthesize.explore import explore
 from pipeline.synthesize.generators import GENERATORS
 from pipeline.synthesize.task_dedup import TaskIndex
-from pipeline.tools import specs
+from pipeline.tools import EnvironmentLost
 from pipeline.verify import judges
 from pipeline.verify.committee import aggregate
 
 log = logging.getLogger("trajforge")
 COUNTS = ("proposed", "unparseable", "duplicate", "actions_failed", "executed_ok", "review_failed", "reviewed_ok",
           "kept", "duplicate_in_shard", "gave_up", "endpoint_failed")
+EXPLORE_COUNTS = ("explored", "explore_calls")  # counted when an entry explores an environment
 ENVIRONMENT_CHARS = 6000
 
 PROPOSER_SYSTEM = (
@@ -52,6 +59,16 @@ PROPOSAL = (
     "they lead to (a value a tool returns). Arguments may use {{s0}}, {{s1}}, ... for the result of an earlier call. "
     "If calls change the environment, list the new values as state_changes (dotted paths, e.g. "
     "\"store.orders.O1234.status\"). Reply with one JSON object: "
+    '{{"instruction": "...", "actions": [{{"thought": "...", "tool": "...", "arguments": {{...}}}}], "answer": "...", '
+    '"state_changes": {{...}}}}'
+)
+ENVIRONMENT_PROPOSAL = (
+    "TOOLS:\n{tools}\n\nWHAT THE TOOLS RETURNED WHEN EXPLORED (real data):\n{explored}\n\n{examples}"
+    "Write ONE new task blueprint for these tools: a realistic user request that differs from any example, stating "
+    "every detail the tool calls need (ids, names, values that exist, as seen above), the tool calls in order, and the "
+    "answer they lead to (a value a tool returns). Arguments may use {{s0}}, {{s1}}, ... for the result of an earlier call. "
+    "If calls change the environment's state, list the new values as state_changes (dotted paths into the state, e.g. "
+    "\"{environment}.items.A1.stock\"). Reply with one JSON object: "
     '{{"instruction": "...", "actions": [{{"thought": "...", "tool": "...", "arguments": {{...}}}}], "answer": "...", '
     '"state_changes": {{...}}}}'
 )
@@ -101,19 +118,35 @@ def seed_pool(config, spec: dict) -> list[dict]:
              **generator.make(random.Random(int(content_hash(seed, generator.name, j), 16)), lo, hi)} for j in range(count)]
 
 
+def environment_example(toolbox, environment: str) -> dict:
+    """The example task of an environment without seed tasks: every tool it offers, nothing else."""
+    return {"domain": environment, "source": f"environment:{environment}", "instruction": None, "solution": None,
+            "ground_truth": None, "tools": sorted(toolbox.environments[environment].tools), "environment": {}}
+
+
+def described_tools(toolbox, names: list[str]) -> str:
+    """The tools for a proposer, under the names blueprints use (qualified: `inv.get_item`)."""
+    shown = [{"function": {**toolbox.tools[n].spec()["function"], "name": n}} for n in names]
+    return describe_tools(shown)
+
+
 class LLMTaskSynthesizer:
-    def __init__(self, config, clients: dict):
-        self.config, self.clients = config, clients
+    def __init__(self, config, clients: dict, toolbox):
+        self.config, self.clients, self.toolbox = config, clients, toolbox
         self.specs = config["synthesize"]["llm_tasks"]
         self.sample = config["sample"]
         self.pools: dict[str, list[dict]] = {}
         self.indexes: dict[str, TaskIndex] = {}
-        self.counts = {key: 0 for key in COUNTS}
+        exploring = any("environment" in spec and spec["explore"]["max_calls"] for spec in self.specs)
+        self.counts = {key: 0 for key in (EXPLORE_COUNTS if exploring else ()) + COUNTS}
 
     def pool(self, spec: dict) -> list[dict]:
         if spec["name"] not in self.pools:
-            self.pools[spec["name"]] = seed_pool(self.config, spec)
-            self.indexes[spec["name"]] = TaskIndex(spec["near_dup_threshold"], [t["instruction"] for t in self.pools[spec["name"]]])
+            pool = seed_pool(self.config, spec) if "seeds" in spec else [environment_example(self.toolbox, spec["environment"])]
+            if "seeds" in spec and "environment" in spec:  # seed tasks as examples, the environment's tools for the new task
+                pool = [{**task, "tools": sorted(self.toolbox.environments[spec["environment"]].tools)} for task in pool]
+            self.pools[spec["name"]] = pool
+            self.indexes[spec["name"]] = TaskIndex(spec["near_dup_threshold"], [t["instruction"] for t in pool if t["instruction"]])
         return self.pools[spec["name"]]
 
     def examples(self, spec: dict, index: int) -> list[dict]:
@@ -121,14 +154,29 @@ class LLMTaskSynthesizer:
         n = min(spec["examples"], len(pool))
         return [pool[(index * n + t) % len(pool)] for t in range(n)]
 
-    def prompt(self, spec: dict, examples: list[dict]) -> list[dict]:
+    def prompt(self, spec: dict, examples: list[dict], explored: str | None = None) -> list[dict]:
+        tools = described_tools(self.toolbox, examples[0]["tools"])
+        shown = "".join(f"{example_blueprint(t)}\n" for t in examples if t["instruction"])
+        if "environment" in spec:
+            text = ENVIRONMENT_PROPOSAL.format(tools=tools, explored=explored or "(not explored)", environment=spec["environment"],
+                                               examples=f"EXAMPLE TASKS:\n{shown}\n" if shown else "")
+            return [{"role": "system", "content": PROPOSER_SYSTEM}, {"role": "user", "content": text}]
         environment = json.dumps(examples[0]["environment"], ensure_ascii=False)
         if len(environment) > ENVIRONMENT_CHARS:
             environment = environment[:ENVIRONMENT_CHARS] + f" ... [{len(environment) - ENVIRONMENT_CHARS} more characters]"
         others = "".join(f"{example_blueprint(t)}\n" for t in examples[1:])
-        text = PROPOSAL.format(tools=describe_tools(specs(examples[0]["tools"])), environment=environment, first=example_blueprint(examples[0]),
+        text = PROPOSAL.format(tools=tools, environment=environment, first=example_blueprint(examples[0]),
                                others=f"MORE EXAMPLE TASKS (other environments):\n{others}\n" if others else "")
         return [{"role": "system", "content": PROPOSER_SYSTEM}, {"role": "user", "content": text}]
+
+    async def explored(self, spec: dict, client, index: int) -> str | None:
+        """What exploring the environment's read-only tools showed, for blueprint `index` (None: no explore step)."""
+        if "environment" not in spec or not spec["explore"]["max_calls"]:
+            return None
+        text, calls = await explore(client, spec, self.toolbox, self.sample, ["llm_tasks", spec["name"], "explore", index])
+        self.counts["explored"] += 1
+        self.counts["explore_calls"] += calls
+        return text
 
     async def make(self, item: dict) -> dict | None:
         """The task content of one blueprint, or None when every round was rejected (counted and logged)."""
@@ -136,8 +184,8 @@ class LLMTaskSynthesizer:
         client = self.clients[spec["endpoint"]]
         examples = self.examples(spec, item["index"])
         schema = blueprints.blueprint_schema(examples[0]["tools"], spec["max_actions"])
-        messages = self.prompt(spec, examples)
         problem = "no proposal"
+        messages = self.prompt(spec, examples, await self.explored(spec, client, item["index"]))
         for round_ in range(spec["max_rounds"]):
             self.counts["proposed"] += 1
             try:
@@ -168,7 +216,15 @@ class LLMTaskSynthesizer:
             self.counts["duplicate"] += 1
             return None, f"the instruction is a{'n' if duplicate[0] == 'exact' else ''} {duplicate[0]} duplicate of an existing task: {duplicate[1][:200]!r}"
         example = examples[0]
-        run = blueprints.execute(blueprint, example["environment"], example["tools"], self.sample["max_observation_chars"], self.sample["sandbox"])
+        label = f"blueprint/{spec['name']}/{'/'.join(map(str, key))}"
+        try:
+            async with self.toolbox.episode(example["tools"], example["environment"], self.sample["max_observation_chars"],
+                                            self.sample["sandbox"], label) as env:
+                run = await asyncio.to_thread(blueprints.run_actions, blueprint, env, example["tools"])
+        except EnvironmentLost as exc:  # not the blueprint's fault: the shard is redone by the next run
+            transient.note("environment")
+            self.counts["environment_failed"] = self.counts.get("environment_failed", 0) + 1
+            return None, f"the environment failed while executing it: {exc}"
         if run.problem:
             self.counts["actions_failed"] += 1
             return None, run.problem

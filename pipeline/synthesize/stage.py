@@ -9,14 +9,15 @@ requests keyed by (entry, index, round), so a re-run asks nothing again.
 
 import asyncio
 import random
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
-from pipeline import __version__
+from pipeline import __version__, environments
 from pipeline.errors import UserError
 from pipeline.jsonutil import content_hash
 from pipeline.llm.endpoints import Endpoints, summed_stats
 from pipeline.rowstats import shard_rows, summed
 from pipeline.synthesize import seeds as seedlib
+from pipeline.synthesize.explore import read_only_tools
 from pipeline.synthesize.llm_tasks import LLMTaskSynthesizer
 from pipeline.synthesize.generators import GENERATORS
 
@@ -34,16 +35,33 @@ class SynthesizeStage:
 
     @asynccontextmanager
     async def open(self, run_dir):
-        """Open the proposers' and reviewers' endpoints when LLM task synthesis is configured."""
+        """Open the config's environments (every seed task's tools must exist in them) and the proposers' and
+        reviewers' endpoints when LLM task synthesis is configured."""
         specs = self.config["synthesize"]["llm_tasks"]
         names = [s["endpoint"] for s in specs] + [r["endpoint"] for s in specs for r in s["reviewers"]]
-        if not names:
+        async with AsyncExitStack() as stack:
+            toolbox = environments.Toolbox()
+            if self.config["environments"]:
+                toolbox = await stack.enter_async_context(environments.opened(self.config, run_dir, self.name))
+            self.check_tools(toolbox)
+            if names:
+                self.clients = await stack.enter_async_context(Endpoints(self.config["endpoints"], names, run_dir))
+                self.llm = LLMTaskSynthesizer(self.config, self.clients, toolbox)
             yield
-            return
-        async with Endpoints(self.config["endpoints"], names, run_dir) as self.clients:
-            self.llm = LLMTaskSynthesizer(self.config, self.clients)
-            yield
-        self.clients = {}
+        self.clients, self.llm = {}, None
+
+    def check_tools(self, toolbox) -> None:
+        """A seed task naming a tool that no environment has fails the stage before any work, naming the row;
+        so does an explore step over an environment without read-only tools."""
+        for position, spec in enumerate(self.config["synthesize"]["seeds"]):
+            for index in range(len(seedlib.load_rows(spec["path"], spec["split"], spec.get("limit")))):
+                content, _ = seedlib.seed_content(spec, index)
+                if content is not None:
+                    toolbox.check_task(content, f"synthesize.seeds[{position}] ({spec['path']}, row {index})")
+        for position, spec in enumerate(self.config["synthesize"]["llm_tasks"]):
+            if "environment" in spec and spec["explore"]["max_calls"] and not read_only_tools(toolbox, spec["environment"]):
+                raise UserError(f"synthesize.llm_tasks[{position}].explore: environment '{spec['environment']}' has no read-only "
+                                "tools to explore (annotate them readOnlyHint, list them in read_only_tools, or @tool(read_only=True))")
 
     def stats(self) -> dict:
         """LLM requests of this invocation and the blueprint funnel, for the stage summary."""

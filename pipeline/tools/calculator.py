@@ -135,4 +135,5 @@ TOOL = Tool(
         "additionalProperties": False,
     },
     fn=lambda args, env: evaluate(args["expression"]),
+    concurrent=True,  # pure: parallel calls may run at once
 )

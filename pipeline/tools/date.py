@@ -44,4 +44,5 @@ TOOL = Tool(
         "additionalProperties": False,
     },
     fn=run,
+    concurrent=True,  # pure: parallel calls may run at once
 )

@@ -2,10 +2,12 @@
 analysis read) must describe the same trajectory."""
 
 from pipeline.formats import FORMATS, FormatError
+from pipeline.tools.naming import resolve
 
 
 def disagreement(row: dict) -> str | None:
-    """The first way `messages` and `steps` disagree, or None."""
+    """The first way `messages` and `steps` disagree, or None. Every assistant message is pointed at by its
+    steps: one, or one per tool call of a parallel-call turn, in order."""
     messages, steps = row["messages"], row["steps"]
     fmt = FORMATS.get(row["format"])
     if fmt is None:
@@ -14,41 +16,63 @@ def disagreement(row: dict) -> str | None:
         return f"train_mask has {len(row['train_mask'])} entries for {len(messages)} messages"
     assistant = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
     pointed = [s["message_index"] for s in steps]
-    if pointed != assistant:
+    turns = [i for k, i in enumerate(pointed) if k == 0 or pointed[k - 1] != i]
+    if turns != assistant or len(set(pointed)) != len(turns):
         return f"steps point at messages {pointed}, assistant messages are {assistant}"
     for position, step in enumerate(steps):
         if step["index"] != position:
             return f"step {position} has index {step['index']}"
-        problem = _step_disagreement(row, fmt, position, step)
+    offered = (row.get("meta") or {}).get("tools") or []
+    for message_index in turns:
+        group = [s for s in steps if s["message_index"] == message_index]
+        problem = _turn_disagreement(row, fmt, group, offered)
         if problem:
-            return f"step {position}: {problem}"
+            return f"step {group[0]['index']}: {problem}"
     return None
 
 
-def _step_disagreement(row: dict, fmt, position: int, step: dict) -> str | None:
-    messages = row["messages"]
+def _turn_disagreement(row: dict, fmt, group: list[dict], offered: list[str]) -> str | None:
+    messages, first = row["messages"], group[0]
     try:
-        action = fmt.parse_message(messages[step["message_index"]])
+        action = fmt.parse_message(messages[first["message_index"]])
     except FormatError as exc:
-        if step["error"] and step["tool_name"] is None:
+        if len(group) == 1 and first["error"] and first["tool_name"] is None:
             return None  # an unparseable reply, recorded as such
         return f"message does not parse ({exc})"
-    if step["action_type"] == "final_answer":
-        if not action.is_final or action.final_answer != row["final_answer"] or position != len(row["steps"]) - 1:
+    if first["action_type"] == "final_answer":
+        if len(group) > 1 or not action.is_final or action.final_answer != row["final_answer"] or first is not row["steps"][-1]:
             return "final answer disagrees with the message or is not the last step"
         return None
-    if step["action_type"] == "ask_user":
-        return _ask_user_disagreement(messages, step, action)
-    if action.is_final or action.tool != step["tool_name"] or action.arguments_json() != step["tool_arguments"]:
-        return f"action in message ({action.tool} {action.arguments_json()}) != step ({step['tool_name']} {step['tool_arguments']})"
-    if (action.thought or None) != (step["thought"] or None):
+    if first["action_type"] == "ask_user":
+        return _ask_user_disagreement(messages, first, action)
+    calls = [] if action.is_final else action.calls()
+    if len(calls) != len(group):
+        return f"the message holds {len(calls)} tool call(s), {len(group)} step(s) point at it"
+    for call, step in zip(calls, group):
+        name = call.tool if fmt.action_type == "code" else resolve(call.tool, offered)
+        if name != step["tool_name"] or call.arguments_json() != step["tool_arguments"]:
+            return f"action in message ({name} {call.arguments_json()}) != step {step['index']} ({step['tool_name']} {step['tool_arguments']})"
+        if len(group) > 1 and call.tool_call_id != step["tool_call_id"]:
+            return f"step {step['index']} answers tool call {step['tool_call_id']!r}, the message's call is {call.tool_call_id!r}"
+    if (action.thought or None) != (first["thought"] or None) or any(s["thought"] for s in group[1:]):
         return "thought differs from the message"
-    following = messages[step["message_index"] + 1] if step["message_index"] + 1 < len(messages) else None
-    if step["observation"] is None:
-        if following is not None and following.get("role") != "assistant":
-            return "message after the action is not accounted for by a step"
-    elif following != fmt.observation_message(step["observation"], action):
-        return "observation message differs from the step's observation"
+    return _observations_disagreement(messages, fmt, group, calls)
+
+
+def _observations_disagreement(messages: list[dict], fmt, group: list[dict], calls: list) -> str | None:
+    """Each call's observation message follows the turn, in the order of the calls; nothing else does."""
+    at = group[0]["message_index"] + 1
+    for step, call in zip(group, calls):
+        following = messages[at] if at < len(messages) else None
+        if step["observation"] is None:
+            if len(group) == 1 and following is not None and following.get("role") != "assistant":
+                return "message after the action is not accounted for by a step"
+            if len(group) > 1:
+                return f"parallel call {step['index']} has no observation"
+            return None
+        if following != fmt.observation_message(step["observation"], call):
+            return "observation message differs from the step's observation"
+        at += 1
     return None
 
 

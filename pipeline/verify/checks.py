@@ -1,10 +1,12 @@
 """Program checks. A check is a plain function `(row, options) -> {name, passed, detail}`; `options` are the
 check's settings from the config (`verify.checks[i].options`). A new check is one function plus one registry
-line, and its options' defaults in DEFAULT_OPTIONS."""
+line, and its options' defaults in DEFAULT_OPTIONS. An installed package adds checks through the
+`trajforge.checks` entry point (pipeline/plugins.py); a plugin check's option defaults are its
+`default_options` attribute."""
 
 import re
 
-from pipeline import schema
+from pipeline import plugins, schema
 from pipeline.jsonutil import canonical_json
 from pipeline.tools.base import DEFAULT_MAX_OBSERVATION_CHARS
 from pipeline.verify import code_safety, content, context, credentials, grounding, junk, replay
@@ -15,7 +17,7 @@ DEFAULT_OPTIONS = {
     "loops": {"max_consecutive": 1, "max_total": 2},
     "limits": {"max_steps": 20, "max_chars": 32000, "max_message_chars": 8000},
     "secrets": {"env": ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]},
-    "replay": {"skip_unknown_tools": False},
+    "replay": {"skip_unknown_tools": False, "live": False},  # live (verify --live): environment tools are called again
     "context": {"require_system": True},
 }
 
@@ -40,7 +42,8 @@ def check_messages_steps(row: dict, options: dict) -> dict:
 
 
 def check_tool_calls(row: dict, options: dict) -> dict:
-    return _from_problem("tool_calls", replay.tool_call_problem(row), "every call names an available tool with valid arguments")
+    problem = replay.tool_call_problem(row, options.get("toolbox"))
+    return _from_problem("tool_calls", problem, "every call names an available tool with valid arguments")
 
 
 def check_step_ids(row: dict, options: dict) -> dict:
@@ -48,10 +51,13 @@ def check_step_ids(row: dict, options: dict) -> dict:
 
 
 def check_replay(row: dict, options: dict) -> dict:
-    if options.get("skip_unknown_tools") and (unknown := replay.unknown_tools(row)):
+    """`toolbox` (the verify stage's environments) and the sampling limits are set by the stage."""
+    live = options.get("live", False)
+    if options.get("skip_unknown_tools") and (unknown := replay.unknown_tools(row, options.get("toolbox"))):
         return result("replay", True, f"not replayed: {', '.join(unknown)} not known here (skip_unknown_tools)")
-    problem = replay.replay_problem(row, options.get("max_observation_chars", DEFAULT_MAX_OBSERVATION_CHARS), options.get("sandbox"))
-    return _from_problem("replay", problem, "every observation reproduced")
+    problem = replay.replay_problem(row, options.get("max_observation_chars", DEFAULT_MAX_OBSERVATION_CHARS), options.get("sandbox"),
+                                    options.get("toolbox"), live)
+    return _from_problem("replay", problem, "every observation reproduced" + (" by the live environment" if live else ""))
 
 
 def check_final_answer(row: dict, options: dict) -> dict:
@@ -63,6 +69,8 @@ def check_final_answer(row: dict, options: dict) -> dict:
 def check_answer(row: dict, options: dict) -> dict:
     if not row.get("ground_truth"):
         return result("answer", True, "no ground truth to compare with")
+    if row["ground_truth"].get("no_tool") == "decline":
+        return result("answer", True, "a task to decline: the no_tool check decides")
     if "conversation" in (row.get("meta") or {}):
         return _conversation_answer(row)
     ok, detail = answers_match(row.get("final_answer"), row["ground_truth"], row.get("instruction") or "", _vocabulary(row))
@@ -104,6 +112,23 @@ def check_actions(row: dict, options: dict) -> dict:
             return result("actions", False, f"ground-truth action {action['tool']} {key[1]} was not done (in order)")
         position += 1
     return result("actions", True, f"all {len(wanted)} state-changing ground-truth actions done in order")
+
+
+DECLINE = re.compile(r"\b(?:can(?:no|')?t|unable|not able|no (?:tool|way)|do(?:n't| not) have (?:a |any )?(?:tool|way|access))\b", re.IGNORECASE)
+
+
+def check_no_tool(row: dict, options: dict) -> dict:
+    """A task no offered tool fits (`ground_truth.no_tool`, as BFCL's irrelevance category): passed only if the
+    agent called no tool and, for a task to decline, said it cannot do it; any other task passes."""
+    kind = (row.get("ground_truth") or {}).get("no_tool")
+    if not kind:
+        return result("no_tool", True, "not a no-tool task")
+    called = next((s for s in row["steps"] if s["action_type"] in replay.ACTION_TYPES), None)
+    if called is not None:
+        return result("no_tool", False, f"step {called['index']} calls {called['tool_name']}; no offered tool fits this task")
+    if kind == "decline" and not DECLINE.search(row.get("final_answer") or ""):
+        return result("no_tool", False, "the final answer does not decline the request")
+    return result("no_tool", True, "declined without calling a tool" if kind == "decline" else "answered without calling a tool")
 
 
 def check_loops(row: dict, options: dict) -> dict:
@@ -188,4 +213,15 @@ CHECKS = {
     "mask": check_mask,
     "code_safety": check_code_safety,
     "step_ids": check_step_ids,
+    "no_tool": check_no_tool,
 }
+
+
+def _check(name: str, value):
+    if not callable(value):
+        raise TypeError(f"{value!r} is not a function (row, options) -> result")
+    DEFAULT_OPTIONS.setdefault(name, dict(getattr(value, "default_options", {})))
+    return value
+
+
+CHECKS = plugins.Registry("checks", CHECKS, _check)

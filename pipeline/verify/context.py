@@ -12,6 +12,7 @@ import re
 
 from pipeline.formats import FORMATS
 from pipeline.tools import TOOLS
+from pipeline.tools.naming import wire_name
 from pipeline.verify.replay import allowed_tools
 
 DESCRIBED_TOOL = re.compile(r"^- (\w+)(?:\(|: )", re.MULTILINE)  # "- name: ..." (react, cota) or "- name(...) -> str: ..." (codeact)
@@ -40,7 +41,7 @@ def context_problem(row: dict, require_system: bool = True) -> str | None:
 
 
 def _tools_problem(row: dict) -> str | None:
-    expected = set(allowed_tools(row))
+    expected = {wire_name(name) for name in allowed_tools(row)}  # models see an environment's tools by these names
     if row.get("tools") is None and row["format"] == "function_calling" and expected:
         return f"the tools column is empty, the task's tools are {sorted(expected)}"
     if row.get("tools") is not None and row["format"] != "function_calling" and _sampled_here(row):

@@ -89,8 +89,8 @@ def _needs_tools(row: dict, instruction: str) -> str | None:
 
 def grounding_problem(row: dict) -> str | None:
     answer = row.get("final_answer")
-    if not answer:
-        return None
+    if not answer or (row.get("ground_truth") or {}).get("no_tool"):
+        return None  # a task no tool fits is answered from knowledge, or declined: the no_tool check judges it
     done = [s for s in row["steps"] if s["action_type"] in ACTIONS and s["observation"] is not None and not s["error"]]
     offered = allowed_tools(row)
     instruction = row.get("instruction") or ""

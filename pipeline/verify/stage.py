@@ -4,10 +4,11 @@ score >= verify.min_score. Failed LLM rows may be re-sampled with feedback (veri
 read unvalidated: one that breaks the schema fails its `schema` check and is written repaired (pipeline/schema_repair.py)."""
 
 import asyncio
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import pyarrow.parquet as pq
 
+from pipeline import environments
 from pipeline import schema_repair as repair
 from pipeline.llm import transient
 from pipeline.llm.endpoints import Endpoints, summed_stats
@@ -60,16 +61,26 @@ class VerifyStage:
 
     @asynccontextmanager
     async def open(self, run_dir):
-        """Open the judges' endpoints (and the teachers', for feedback rounds) for the stage's duration."""
-        if not self.endpoint_names():
-            yield
-            return
-        async with Endpoints(self.config["endpoints"], self.endpoint_names(), run_dir) as self.clients:
-            if self.feedback["rounds"]:
-                self.sampler = SampleStage(self.config, self.config.stage_hash("sample"))
-                self.sampler.clients = self.clients
+        """Open the config's environments (offline from the run's recordings unless a live replay or feedback
+        rounds need them) and the judges' endpoints (and the teachers', for feedback rounds)."""
+        async with AsyncExitStack() as stack:
+            if self.config["environments"]:
+                live = bool(self.feedback["rounds"]) or any(o.get("live") for spec, o in self.checks if spec["name"] == "replay")
+                toolbox = await stack.enter_async_context(environments.opened(self.config, run_dir, self.name, live))
+                for spec, options in self.checks:
+                    if spec["name"] in ("replay", "tool_calls"):
+                        options["toolbox"] = toolbox
+            if self.endpoint_names():
+                self.clients = await stack.enter_async_context(Endpoints(self.config["endpoints"], self.endpoint_names(), run_dir))
+                if self.feedback["rounds"]:
+                    self.sampler = SampleStage(self.config, self.config.stage_hash("sample"))
+                    self.sampler.clients = self.clients
+                    if self.config["environments"]:
+                        self.sampler.toolbox = toolbox
             yield
         self.clients, self.sampler = {}, None
+        for spec, options in self.checks:
+            options.pop("toolbox", None)
 
     def stats(self) -> dict:
         return summed_stats(self.clients)

@@ -1,5 +1,6 @@
 """Export views: derived layouts of the curated rows (never the source of truth). A view is a module with
-SCHEMA (its Arrow schema) and build(rows, context) -> rows; a new view is one file plus one registry line.
+SCHEMA (its Arrow schema) and build(rows, context) -> rows; a new view is one file plus one registry line, or,
+from an installed package, a `trajforge.views` entry point naming such a module (pipeline/plugins.py).
 
 Each view is written beside data/ as its own folder with the same split files, `{view}/{split}-k-of-n.parquet`,
 which the card lists as its own config; `trajforge export` writes one anywhere.
@@ -11,6 +12,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline import plugins
 from pipeline import rows as rowlib
 from pipeline import shards
 from pipeline.curate.views import dpo, react, rl, sharegpt, trl
@@ -24,6 +26,7 @@ VIEWS = {
     "dpo_step": (dpo.SCHEMA, dpo.step_pairs),
     "rl": (rl.SCHEMA, rl.build),
 }
+VIEWS = plugins.Registry("views", VIEWS, lambda name, view: (view.SCHEMA, view.build))
 NEEDS_FAILED = {"dpo", "dpo_step"}
 
 
