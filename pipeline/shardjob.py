@@ -178,8 +178,10 @@ class ShardJob:
 def _frozen_heap():
     """What exists when a stage starts (modules, config, the plan) lives as long as the stage: moved out of the
     collector's way, so full collections stay short and no longer pause the event loop for a fifth of a second
-    under load. Garbage is collected first and everything is handed back afterwards, so nothing leaks."""
-    gc.collect()
+    under load. The young generations are collected first (a full collection of a heap holding pyarrow and
+    the SDK took 0.1-0.4 s of a stage's start on a loaded machine; cyclic garbage already old enough to be in
+    the oldest generation is a few objects from start-up) and everything is handed back afterwards."""
+    gc.collect(1)
     gc.freeze()
     try:
         yield
