@@ -102,11 +102,13 @@ async def run_calls(calls: list[Action], fmt: Format, env: Env, allowed: list[st
     return [await asyncio.to_thread(one, name, call) for name, call in zip(names, calls)]
 
 
-async def run_episode(task: dict, policy: Policy, fmt: Format, env: Env, max_steps: int, user=None) -> Episode:
-    """Ask the policy for actions until a final answer, an unparseable reply or `max_steps` turns. With a
+async def run_episode(task: dict, policy: Policy, fmt: Format, env: Env, max_steps: int, user=None,
+                      start: Episode | None = None) -> Episode:
+    """Ask the policy for actions until a final answer, an unparseable reply or `max_steps` more turns. With a
     simulated `user` (pipeline/sample/user_sim.py) a final answer is a message to the user, and the episode
-    goes on until the user is satisfied."""
-    episode = start_episode(task, fmt, env.tools)
+    goes on until the user is satisfied. `start` continues an episode from a prefix whose actions `env` has
+    already executed (pipeline/sample/branch.py) instead of starting a new one."""
+    episode = start if start is not None else start_episode(task, fmt, env.tools)
     began = time.perf_counter()
     if user is not None and not await user.open(episode):
         return episode
