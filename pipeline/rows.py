@@ -23,7 +23,7 @@ STEP = pa.struct(
         ("raw_action", pa.string()),
         ("observation", pa.string()),
         ("error", pa.string()),
-        ("step_verdict", pa.struct([("label", pa.string()), ("score", pa.float64()), ("judge", pa.string())])),
+        ("step_verdict", pa.struct([("label", pa.string()), ("score", pa.float64()), ("judge", pa.string()), ("rollouts", pa.int32())])),
         ("seconds", pa.float64()),
         ("completion_tokens", pa.int64()),
     ]

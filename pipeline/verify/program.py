@@ -5,7 +5,7 @@ The verify stage adds the judge committee to it; sampling uses it alone where a 
 continuation. Below the stages' own modules, so sample and verify both import it.
 """
 
-from pipeline.verify import content
+from pipeline.verify import credentials
 from pipeline.verify.checks import CHECKS, DEFAULT_OPTIONS, result
 
 
@@ -17,7 +17,7 @@ def check_options(config, spec: dict) -> dict:
         options.update(max_observation_chars=config["sample"]["max_observation_chars"], sandbox=config["sample"]["sandbox"])
     if spec["name"] == "secrets":
         names = list(options["env"]) + [p["api_key_env"] for p in config["endpoints"].values() if p.get("api_key_env")]
-        options["values"] = content.secret_values(names)  # held in memory for this process only
+        options["values"] = credentials.secret_values(names)  # held in memory for this process only
     return options
 
 
@@ -26,6 +26,15 @@ class ProgramChecks:
         self.checks = [(spec, check_options(config, spec)) for spec in config["verify"]["checks"]]
         self.min_score = config["verify"]["min_score"]
         self.hard = {spec["name"]: spec["hard"] for spec in config["verify"]["checks"]}
+
+    def use_toolbox(self, toolbox) -> None:
+        """The tools the replay and tool_calls checks reach: a stage's opened environments (None: built-ins only)."""
+        for spec, options in self.checks:
+            if spec["name"] in ("replay", "tool_calls"):
+                if toolbox is None:
+                    options.pop("toolbox", None)
+                else:
+                    options["toolbox"] = toolbox
 
     def run(self, row: dict) -> list[dict]:
         results = []

@@ -1,7 +1,9 @@
 """The verify stage: program checks, then the judge committee and the step judge, then the verdict:
 score = fraction of checks passed (the committee counts as one); passed = every hard check passed and
 score >= verify.min_score. Failed LLM rows may be re-sampled with feedback (verify/feedback.py). Input rows are
-read unvalidated: one that breaks the schema fails its `schema` check and is written repaired (pipeline/schema_repair.py)."""
+read unvalidated: one that breaks the schema fails its `schema` check and is written repaired (pipeline/schema_repair.py).
+Then every row gets its task's pass rate (verify/pass_rates.py) and, with `verify.step_values`, selected rows get
+Monte Carlo step values (verify/step_values.py)."""
 
 import asyncio
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -14,21 +16,10 @@ from pipeline.llm import transient
 from pipeline.llm.endpoints import Endpoints, summed_stats
 from pipeline.rowstats import summed, trajectory_stats
 from pipeline.sample.stage import SampleStage
-from pipeline.verify import credentials, feedback, judges
-from pipeline.verify.checks import CHECKS, DEFAULT_OPTIONS, result
+from pipeline.verify import feedback, judges, pass_rates, step_values
+from pipeline.verify.checks import result
 from pipeline.verify.committee import aggregate, run_stats
-
-
-def check_options(config, spec: dict) -> dict:
-    """A check's options: its defaults, then the config's; `replay` takes the sample stage's environment
-    settings and `secrets` the endpoints' key variables."""
-    options = {**DEFAULT_OPTIONS.get(spec["name"], {}), **spec.get("options", {})}
-    if spec["name"] == "replay":  # replay must rebuild the environment exactly as sampling did
-        options.update(max_observation_chars=config["sample"]["max_observation_chars"], sandbox=config["sample"]["sandbox"])
-    if spec["name"] == "secrets":
-        names = list(options["env"]) + [p["api_key_env"] for p in config["endpoints"].values() if p.get("api_key_env")]
-        options["values"] = credentials.secret_values(names)  # held in memory for this process only
-    return options
+from pipeline.verify.program import ProgramChecks
 
 
 def structured_output_style(profile: dict) -> str:
@@ -44,10 +35,11 @@ class VerifyStage:
     def __init__(self, config, stage_hash: str):
         self.config = config
         section = config["verify"]
-        self.checks = [(spec, check_options(config, spec)) for spec in section["checks"]]
-        self.min_score = section["min_score"]
+        self.program = ProgramChecks(config)
+        self.checks = self.program.checks
         self.judges, self.committee, self.step_judge = section["judges"], section["committee"], section["step_judge"]
         self.feedback = section["feedback"]
+        self.step_values = section["step_values"]
         self.stage_hash = stage_hash
         self.clients = {}
         self.teachers = {t["name"]: t for t in config["sample"]["teachers"]}
@@ -57,30 +49,30 @@ class VerifyStage:
         names = [j["endpoint"] for j in self.judges] + ([self.step_judge["endpoint"]] if self.step_judge else [])
         if self.feedback["rounds"]:
             names += [t["endpoint"] for t in self.teachers.values() if t["policy"] == "llm"]
+        if self.step_values:
+            names.append(self.step_values["teacher"]["endpoint"])
         return names
 
     @asynccontextmanager
     async def open(self, run_dir):
-        """Open the config's environments (offline from the run's recordings unless a live replay or feedback
-        rounds need them) and the judges' endpoints (and the teachers', for feedback rounds)."""
+        """Open the config's environments (offline from the run's recordings unless a live replay, feedback
+        rounds or step values need them) and the judges' endpoints (the teachers', for feedback rounds; the
+        rollout teacher's, for step values)."""
         async with AsyncExitStack() as stack:
             if self.config["environments"]:
-                live = bool(self.feedback["rounds"]) or any(o.get("live") for spec, o in self.checks if spec["name"] == "replay")
+                live = bool(self.feedback["rounds"] or self.step_values) or any(o.get("live") for spec, o in self.checks if spec["name"] == "replay")
                 toolbox = await stack.enter_async_context(environments.opened(self.config, run_dir, self.name, live))
-                for spec, options in self.checks:
-                    if spec["name"] in ("replay", "tool_calls"):
-                        options["toolbox"] = toolbox
+                self.program.use_toolbox(toolbox)
             if self.endpoint_names():
                 self.clients = await stack.enter_async_context(Endpoints(self.config["endpoints"], self.endpoint_names(), run_dir))
-                if self.feedback["rounds"]:
+                if self.feedback["rounds"] or self.step_values:
                     self.sampler = SampleStage(self.config, self.config.stage_hash("sample"))
                     self.sampler.clients = self.clients
                     if self.config["environments"]:
                         self.sampler.toolbox = toolbox
             yield
         self.clients, self.sampler = {}, None
-        for spec, options in self.checks:
-            options.pop("toolbox", None)
+        self.program.use_toolbox(None)
 
     def stats(self) -> dict:
         return summed_stats(self.clients)
@@ -92,26 +84,18 @@ class VerifyStage:
         summary = summed(paths, trajectory_stats)
         tables = [pq.read_table(path, columns=["judgments", "checks"]) for path in paths]
         summary["judges"] = run_stats([pair for t in tables for pair in zip(t["judgments"].to_pylist(), t["checks"].to_pylist())])
+        summary.update(step_values.summary(paths))
         return summary
 
     def run_checks(self, row: dict) -> list[dict]:
-        results = []
-        for spec, options in self.checks:
-            try:
-                results.append(CHECKS[spec["name"]](row, options))
-            except Exception as exc:  # a check that trips on a malformed row fails that row, not the shard
-                results.append(result(spec["name"], False, f"check crashed: {type(exc).__name__}: {exc}"))
-        return results
+        return self.program.run(row)
 
     def verdict(self, row: dict, results: list[dict], judgments: list[dict] | None) -> dict:
         if transient.is_transient(row):  # not the teacher's failure: never training or preference data
             results = results + [result("transient", False, "waiting for a retry after a transient failure ("
                                         + ", ".join(row["meta"]["transient"]) + "): re-run to retry it")]
-        hard = {spec["name"]: spec["hard"] for spec, _ in self.checks} | {"committee": self.committee["hard"], "transient": True}
-        score = sum(r["passed"] for r in results) / len(results) if results else 1.0
-        hard_failed = any(hard.get(r["name"], True) and not r["passed"] for r in results)
-        return {**row, "checks": results, "judgments": judgments, "score": score,
-                "passed": not hard_failed and score >= self.min_score, "config_hash": self.stage_hash}
+        score, passed = self.program.verdict(results, self.program.hard | {"committee": self.committee["hard"], "transient": True})
+        return {**row, "checks": results, "judgments": judgments, "score": score, "passed": passed, "config_hash": self.stage_hash}
 
     def verify_row(self, row: dict) -> dict:
         """Program checks only (what runs without any endpoint)."""
@@ -140,6 +124,11 @@ class VerifyStage:
         if self.step_judge:
             row = await self._judge_steps(row)
         return self.verdict(row, results, judgments)
+
+    def mark_transient(self, row: dict, failures: list[str]) -> dict:
+        """The row's verdict again, as waiting for a retry after the transient `failures`."""
+        marked = {**row, "meta": {**row["meta"], "transient": transient.kinds(failures + row["meta"].get("transient", []))}}
+        return self.verdict(marked, [c for c in row["checks"] if c["name"] != "transient"], row["judgments"])
 
     async def _judge(self, judge: dict, row: dict) -> dict:
         client = self.clients[judge["endpoint"]]
@@ -171,13 +160,14 @@ class VerifyStage:
         return inputs
 
     async def process(self, rows: list[dict], progress) -> list[dict]:
+        """Verify every row (with step values, a row counts as done once it is valued or not selected)."""
         async def one(row):
             with transient.watching() as failures:
                 verified = await self.assess(row)
             if failures:  # a judge that timed out: the next run of verify asks again (answered votes are cached)
-                marked = {**verified, "meta": {**verified["meta"], "transient": transient.kinds(failures + verified["meta"].get("transient", []))}}
-                verified = self.verdict(marked, [c for c in verified["checks"] if c["name"] != "transient"], verified["judgments"])
-            progress(1)
+                verified = self.mark_transient(verified, failures)
+            if not self.step_values:
+                progress(1)
             return verified
 
         out = list(await asyncio.gather(*(one(row) for row in rows)))
@@ -186,4 +176,9 @@ class VerifyStage:
             retried = [r for r in await asyncio.gather(*(self._retry(row, round_) for row in latest if not row["passed"])) if r]
             out += retried
             latest = retried
-        return [self.storable(row) for row in out]
+        out = pass_rates.annotate([self.storable(row) for row in out])
+        if self.step_values:
+            client = self.clients[self.step_values["teacher"]["endpoint"]]
+            valuer = step_values.StepValues(self.config, self.step_values, self.sampler, self.program, client, self.mark_transient)
+            out = await valuer.process(out, rows, progress)
+        return out
