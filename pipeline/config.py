@@ -109,6 +109,9 @@ def _stage_inputs(data: dict, stage: str) -> dict:
         from pipeline.ingest import source
 
         inputs["import"] = {"section": semantic(data["import"], "import"), "content": source.fingerprint(data["import"])}
+    if stage == "sample" and any("stop_after_passing" in t or "step_candidates" in t for t in data["sample"]["teachers"]):
+        # adaptive sampling and candidate scoring decide with the program checks at sample time
+        inputs["checks"] = semantic({k: data["verify"][k] for k in ("checks", "min_score")}, "verify")
     endpoints = sorted(_referenced_endpoints(data.get(stage, {})))
     inputs["endpoints"] = {name: semantic(data["endpoints"].get(name), f"endpoints.{name}") for name in endpoints}
     return inputs

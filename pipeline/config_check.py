@@ -51,6 +51,7 @@ def check_references(data: dict, where: str) -> None:
                                         f"('{teacher['endpoint']}' has mode: completion; react drives base models)")
         if "user_simulator" in teacher:
             _check_user_simulator(data, where, field, teacher)
+        _check_step_sampling(where, field, teacher)
     _check_judges(data, where)
     _check_llm_tasks(data, where)
     _check_environments(data, where)
@@ -83,8 +84,21 @@ def _check_judges(data: dict, where: str) -> None:
                         f"{len(verify['judges'])} judge(s) configured")
     if verify["step_judge"]:
         _check_name(where, "verify.step_judge.endpoint", verify["step_judge"]["endpoint"], data["endpoints"], "endpoint")
+    if verify["step_values"]:
+        _check_name(where, "verify.step_values.teacher.endpoint", verify["step_values"]["teacher"]["endpoint"], data["endpoints"], "endpoint")
     for i, name in enumerate(verify["feedback"]["checks"]):
         _check_name(where, f"verify.feedback.checks[{i}]", name, [*CHECKS, "committee"], "check")
+
+
+def _check_step_sampling(where: str, field: str, teacher: dict) -> None:
+    for key in ("stop_after_passing", "step_candidates"):
+        if key in teacher and teacher["policy"] != "llm":
+            raise UserError(f"{where}: {field}.{key}: only llm teachers sample adaptively or by candidates (program rows are gold)")
+    if "step_candidates" in teacher and "user_simulator" in teacher:
+        raise UserError(f"{where}: {field}.step_candidates: not with a user_simulator (each candidate would need its own simulated user)")
+    if teacher.get("stop_after_passing", 0) > teacher["samples_per_task"]:
+        raise UserError(f"{where}: {field}.stop_after_passing: {teacher['stop_after_passing']} is more than samples_per_task "
+                        f"({teacher['samples_per_task']}), the most samples a task gets")
 
 
 def _check_user_simulator(data: dict, where: str, field: str, teacher: dict) -> None:

@@ -1,6 +1,8 @@
 """The sample stage: for each task, each teacher, each of its formats and samples, run one episode and
 write it as a trajectory row (and, with `sample.reflection`, a self-reflected copy: pipeline/sample/reflect.py).
-A teacher with a `user_simulator` talks with a simulated user (pipeline/sample/user_sim.py).
+A teacher with a `user_simulator` talks with a simulated user (pipeline/sample/user_sim.py), one with
+`step_candidates` picks each action among several (pipeline/sample/sport.py), one with `stop_after_passing`
+samples a task until enough samples pass the program checks (pipeline/sample/adaptive.py).
 
 LLM teachers reach their endpoints through `open(run_dir)`, which the runner enters once around the stage's
 shards (checking every endpoint before any work). Under the Batch
@@ -18,13 +20,16 @@ from pipeline.llm import transient
 from pipeline.llm.client import Deferred
 from pipeline.llm.endpoints import Endpoints, summed_stats
 from pipeline.rowstats import summed, trajectory_stats
+from pipeline.sample.adaptive import until_passing
 from pipeline.sample.agent import Episode, run_episode
 from pipeline.sample.llm_policy import LLMPolicy
 from pipeline.sample.policies import ProgramPolicy
 from pipeline.sample.reflect import OFF, Reflector
+from pipeline.sample.sport import CandidatePolicy
 from pipeline.sample.user_sim import ENDINGS, UserSimulator
-from pipeline.tools import EnvironmentLost, final_state
+from pipeline.tools import Env, EnvironmentLost, final_state
 from pipeline.tools.python import code_is_ours, sandbox_report
+from pipeline.verify.program import ProgramChecks
 
 # Formats whose system prompt already describes the tools: their rows carry tools=null, so a chat template
 # does not render the tools a second time.
@@ -45,6 +50,8 @@ class SampleStage:
         self.reflector = Reflector(self.reflection, config["run"]["seed"])
         self.conversations = {key: 0 for key in ("conversations", "user_turns", *ENDINGS)}
         self.toolbox = environments.Toolbox()  # the built-in tools until open() adds the config's environments
+        checked = any("stop_after_passing" in t or "step_candidates" in t for t in self.teachers)
+        self.program = ProgramChecks(config) if checked else None  # sample-time checks for those teachers
 
     @asynccontextmanager
     async def open(self, run_dir):
@@ -54,6 +61,8 @@ class SampleStage:
         async with AsyncExitStack() as stack:
             if self.config["environments"]:
                 self.toolbox = await stack.enter_async_context(environments.opened(self.config, run_dir, self.name))
+                if self.program is not None:
+                    self.program.use_toolbox(self.toolbox)
             if names:
                 self.clients = await stack.enter_async_context(Endpoints(self.config["endpoints"], names, run_dir))
             yield
@@ -88,10 +97,20 @@ class SampleStage:
     def policy(self, teacher: dict, task: dict, fmt_name: str, k: int):
         if teacher["policy"] == "program":
             return ProgramPolicy()
-        sample_key = [task["id"], teacher["name"], fmt_name, k]
-        return LLMPolicy(self.clients[teacher["endpoint"]], teacher, sample_key, self.config["run"]["seed"] + k)
+        client, sample_key, seed = self.clients[teacher["endpoint"]], [task["id"], teacher["name"], fmt_name, k], self.config["run"]["seed"] + k
+        if "step_candidates" not in teacher:
+            return LLMPolicy(client, teacher, sample_key, seed)
 
-    def jobs(self, tasks: list[dict]):
+        def make(suffix: list, offset: int) -> LLMPolicy:
+            return LLMPolicy(client, teacher, sample_key + suffix, seed + offset)
+
+        def outcome(episode: Episode, env: Env) -> bool:
+            return self.program.passes(self.finish_row(task, teacher, fmt_name, k, episode, final_state(env)))
+
+        return CandidatePolicy(teacher["step_candidates"], make, lambda: self.new_env(task, teacher, fmt_name), outcome, teacher["max_steps"])
+
+    def groups(self, tasks: list[dict]):
+        """(task, teacher, format) of every sampling job group of a shard: its samples run together."""
         chosen = []
         for teacher in self.teachers:
             fitting = [t["id"] for t in tasks if "domains" not in teacher or t["domain"] in teacher["domains"]]
@@ -103,21 +122,31 @@ class SampleStage:
                 if teacher["policy"] == "program" and not task["solution"]:
                     continue  # imported tasks without a solution program are for LLM teachers
                 for fmt in teacher["formats"]:
-                    for k in range(teacher["samples_per_task"]):
-                        yield task, teacher, fmt, k
+                    yield task, teacher, fmt
+
+    def jobs(self, tasks: list[dict]):
+        """(task, teacher, format, sample index) of every sample a shard may take (up to the cap, for teachers
+        that sample adaptively)."""
+        for task, teacher, fmt in self.groups(tasks):
+            for k in range(teacher["samples_per_task"]):
+                yield task, teacher, fmt, k
 
     def expected_outputs(self, inputs: int) -> int:
         """Trajectories for a shard of `inputs` tasks (an upper bound when teachers are limited to some domains)."""
         return sum(min(inputs, t.get("max_tasks_per_shard") or inputs) * len(t["formats"]) * t["samples_per_task"] for t in self.teachers)
 
-    async def episode(self, task: dict, teacher: dict, fmt_name: str, policy, user=None) -> tuple[Episode, dict]:
-        """One episode in a fresh environment, and the environment's final state (read in a thread: an
-        environment's state may come from its server)."""
+    def new_env(self, task: dict, teacher: dict, fmt_name: str):
+        """A fresh environment of the task (an async context: it holds the slots of the environments it uses)."""
         sample = self.config["sample"]
         ours = code_is_ours("program" if teacher["policy"] == "program" else "llm", task["source"])
         label = f"{task['id']}/{teacher['name']}/{fmt_name}"
-        async with self.toolbox.episode(task["tools"], task["environment"], sample["max_observation_chars"], sample["sandbox"], label,
-                                        trusted_code=ours) as env:
+        return self.toolbox.episode(task["tools"], task["environment"], sample["max_observation_chars"], sample["sandbox"], label,
+                                    trusted_code=ours)
+
+    async def episode(self, task: dict, teacher: dict, fmt_name: str, policy, user=None) -> tuple[Episode, dict]:
+        """One episode in a fresh environment, and the environment's final state (read in a thread: an
+        environment's state may come from its server)."""
+        async with self.new_env(task, teacher, fmt_name) as env:
             episode = await run_episode(task, policy, FORMATS[fmt_name], env, teacher["max_steps"], user)
             try:
                 state = await asyncio.to_thread(final_state, env)
@@ -147,8 +176,11 @@ class SampleStage:
         if "user_simulator" in teacher:
             spec = teacher["user_simulator"]
             user = UserSimulator(self.clients[spec["endpoint"]], spec, [task["id"], teacher["name"], fmt_name, k])
-        episode, state = await self.episode(task, teacher, fmt_name, self.policy(teacher, task, fmt_name, k), user)
+        policy = self.policy(teacher, task, fmt_name, k)
+        episode, state = await self.episode(task, teacher, fmt_name, policy, user)
         row = self.finish_row(task, teacher, fmt_name, k, episode, state)
+        if isinstance(policy, CandidatePolicy):
+            row["meta"]["step_candidates"] = policy.record
         if user is not None:
             row["meta"]["conversation"] = user.record(episode)
             self.conversations["conversations"] += 1
@@ -180,15 +212,16 @@ class SampleStage:
         return row
 
     async def process(self, tasks: list[dict], progress) -> list[dict] | None:
-        """One row per job; None when some episode waits on a Batch API round (the shard is not done yet)."""
+        """The rows of every job (task, teacher, format); None when some episode waits on a Batch API round
+        (the shard is not done yet)."""
         batching = self.batching
         for task in tasks:
             self.toolbox.check_task(task, "sample")
 
-        async def one(job):
+        async def one(task, teacher, fmt, k):
             with transient.watching() as failures:
                 try:
-                    rows = await self.sample_rows(*job)
+                    rows = await self.sample_rows(task, teacher, fmt, k)
                 except Deferred:
                     return None
             if failures:  # the next run of this stage retries the job (finished requests come from the cache)
@@ -198,7 +231,15 @@ class SampleStage:
                 progress(1)
             return rows
 
-        running = [asyncio.ensure_future(one(job)) for job in self.jobs(tasks)]
+        async def group(task, teacher, fmt):
+            """Every sample of one task by one teacher in one format, flattened; None while some wait."""
+            sample = lambda k: one(task, teacher, fmt, k)  # noqa: E731
+            if "stop_after_passing" in teacher:
+                return await until_passing(sample, self.program.passes, teacher["stop_after_passing"], teacher["samples_per_task"])
+            per_sample = await asyncio.gather(*(sample(k) for k in range(teacher["samples_per_task"])))
+            return None if any(rows is None for rows in per_sample) else [row for rows in per_sample for row in rows]
+
+        running = [asyncio.ensure_future(group(*job)) for job in self.groups(tasks)]
         try:
             per_job = await asyncio.gather(*running)
         except BaseException:  # a stopped endpoint or Ctrl-C: no new requests from the other episodes either
@@ -208,9 +249,10 @@ class SampleStage:
             raise
         if any(rows is None for rows in per_job):
             return None
+        out = [row for rows in per_job for row in rows]
         if batching:
-            progress(len(per_job))
-        return [row for rows in per_job for row in rows]
+            progress(sum("reflection" not in row["meta"] for row in out))
+        return out
 
     @staticmethod
     def prompt_id(fmt_name: str, mode: str, episode: Episode) -> str:
