@@ -1,4 +1,5 @@
-"""Composition: per-domain caps and the target mix of buckets (by source, domain, format, difficulty).
+"""Composition: per-domain caps and the target mix of buckets (by source, domain, format, difficulty, pass-rate
+band).
 
 Buckets are the values of the `by` fields joined by '/'. Each bucket's quota is its ratio of the total (largest
 remainders, so quotas add up exactly). Within a bucket rows are picked in a seeded hash order of their ids, so
@@ -12,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.curate import textsig
+from pipeline.curate import scan, textsig
 from pipeline.errors import UserError
 
 SEPARATOR = "/"
@@ -28,6 +29,7 @@ def known_values(config) -> dict[str, set[str]]:
         "format": {fmt for t in teachers for fmt in t["formats"]},
         "source": {"program" if t["policy"] == "program" else f"llm:{config['endpoints'][t['endpoint']]['model']}" for t in teachers},
         "difficulty": {str(d) for d in range(1, 11)},
+        "pass_rate_band": set(scan.BANDS),
     }
 
 

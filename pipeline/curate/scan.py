@@ -23,16 +23,21 @@ from pipeline.curate import decontam, textsig
 
 # A row's fate: 0 = kept, i = REASONS[i - 1]. The funnel in the report counts rows per reason.
 REASONS = ("not passed", "score below min", "failed required check", "steps out of range", "length out of range",
-           "contaminated", "exact duplicate", "near duplicate", "domain cap", "not selected by mix")
+           "pass rate band", "contaminated", "exact duplicate", "near duplicate", "domain cap", "not selected by mix")
 CODE = {reason: i + 1 for i, reason in enumerate(REASONS)}
 
-SCALARS = ["id", "task_id", "domain", "source", "format", "difficulty", "instruction", "final_answer", "passed", "score"]
+SCALARS = ["id", "task_id", "domain", "source", "format", "difficulty", "instruction", "final_answer", "passed", "score", "meta"]
 LEAVES = ["steps.list.element.action_type", "steps.list.element.thought", "steps.list.element.tool_name",
           "steps.list.element.tool_arguments", "checks.list.element.name", "checks.list.element.passed",
           "judgments.list.element.judge", "judgments.list.element.passed", "usage.prompt_tokens",
           "usage.completion_tokens", "usage.cost_usd", "teacher.model", "teacher.prompt_id"]
-CATALOG_STRINGS = ("id", "task_id", "domain", "source", "format", "teacher_model", "prompt_id")
+CATALOG_STRINGS = ("id", "task_id", "domain", "source", "format", "teacher_model", "prompt_id", "pass_rate_band")
 MINHASH_SEED = 1
+# verify writes meta.pass_rate = {passed, rate, samples}; meta is canonical JSON (sorted keys, no spaces), so the
+# rate is read with one vectorized regex instead of decoding every row's meta.
+PASS_RATE = r'"pass_rate":\{"passed":\d+,"rate":(?P<rate>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)'
+BANDS = ("too_hard", "learnable", "too_easy", "unknown")
+RATE_BINS = ("0", "(0, 0.25]", "(0.25, 0.5]", "(0.5, 0.75]", "(0.75, 1)", "1")
 
 
 @dataclass
@@ -50,6 +55,8 @@ class Stats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    task_bands: Counter = field(default_factory=Counter)  # tasks per pass-rate band
+    task_rate_bins: Counter = field(default_factory=Counter)  # tasks per pass-rate bin (tasks with a rate)
 
     def add(self, other: "Stats") -> None:
         for name, value in vars(other).items():
@@ -110,6 +117,35 @@ def _counts(names: pa.Array, ok: np.ndarray) -> tuple[Counter, Counter]:
             Counter(dict(zip(named, grouped.column("ok_sum").to_pylist()))))
 
 
+def pass_rates(table: pa.Table) -> np.ndarray:
+    """Each row's task pass rate (meta.pass_rate.rate), NaN where there is none."""
+    meta = table.column("meta").combine_chunks()
+    text = meta.storage if isinstance(meta, pa.ExtensionArray) else meta
+    found = pc.struct_field(pc.extract_regex(pc.fill_null(text, ""), PASS_RATE), "rate")  # null where no match
+    return pc.fill_null(pc.cast(found, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+
+
+def rate_bands(rates: np.ndarray, bands: dict) -> np.ndarray:
+    """too_hard: rate <= too_hard_max; too_easy: rate >= too_easy_min; learnable between; unknown: no rate."""
+    known = ~np.isnan(rates)
+    with np.errstate(invalid="ignore"):
+        hard, easy = known & (rates <= bands["too_hard_max"]), known & (rates >= bands["too_easy_min"])
+    return np.select([~known, hard, easy], ["unknown", "too_hard", "too_easy"], "learnable")
+
+
+def rate_bins(rates: np.ndarray) -> np.ndarray:
+    """RATE_BINS labels of known rates."""
+    index = np.where(rates <= 0, 0, np.where(rates >= 1, 5, np.ceil(rates * 4).astype(int)))
+    return np.array(RATE_BINS)[index]
+
+
+def task_counts(task_ids: pa.ChunkedArray, rates: np.ndarray, band: np.ndarray) -> tuple[Counter, Counter]:
+    """(tasks per band, tasks per rate bin): a task's rows all carry its rate, so its first row stands for it."""
+    _, first = np.unique(np.asarray(task_ids.to_pylist(), dtype=object), return_index=True)
+    known = first[~np.isnan(rates[first])]
+    return Counter(band[first].tolist()), Counter(rate_bins(rates[known]).tolist())
+
+
 def shard_stats(table: pa.Table, passed: np.ndarray) -> Stats:
     stats = Stats(verified=table.num_rows, passed=int(passed.sum()))
     checks, _ = _list_parts(table, "checks")
@@ -130,7 +166,7 @@ def shard_stats(table: pa.Table, passed: np.ndarray) -> Stats:
     return stats
 
 
-def _filter_reasons(table: pa.Table, section: dict, steps_lengths: np.ndarray, chars: np.ndarray | None) -> np.ndarray:
+def _filter_reasons(table: pa.Table, section: dict, steps_lengths: np.ndarray, chars: np.ndarray | None, band: np.ndarray) -> np.ndarray:
     """The first filter each row fails (a REASONS code), 0 where it passes them all."""
     filters = section["filters"]
     reason = np.zeros(table.num_rows, dtype=np.int8)
@@ -155,6 +191,8 @@ def _filter_reasons(table: pa.Table, section: dict, steps_lengths: np.ndarray, c
     if chars is not None:
         low, high = filters["min_chars"], filters["max_chars"]
         fail((chars < (low or 0)) | (chars > (high if high is not None else np.inf)), "length out of range")
+    if filters["pass_rate_bands"]:
+        fail(~np.isin(band, filters["pass_rate_bands"]), "pass rate band")
     return reason
 
 
@@ -218,7 +256,10 @@ def scan_shard(job: tuple[Path, int, dict, list]) -> ShardScan:
     steps_lengths = pc.fill_null(pc.list_value_length(table.column("steps")), 0).to_numpy(zero_copy_only=False)
     filters = section["filters"]
     chars = _message_chars(path, n) if filters["min_chars"] is not None or filters["max_chars"] is not None else None
-    reason = _filter_reasons(table, section, steps_lengths, chars)
+    rates = pass_rates(table)
+    band = rate_bands(rates, section["pass_rate_bands"])
+    stats.task_bands, stats.task_rate_bins = task_counts(table.column("task_id"), rates, band)
+    reason = _filter_reasons(table, section, steps_lengths, chars, band)
     candidates = np.flatnonzero(reason == 0)
     sub = table.take(candidates)
     decon = section["decontam"]
@@ -249,6 +290,7 @@ def scan_shard(job: tuple[Path, int, dict, list]) -> ShardScan:
         "completion_tokens": pc.fill_null(usage.field("completion_tokens"), 0).to_numpy(),
         "cost_usd": pc.fill_null(usage.field("cost_usd"), 0.0).to_numpy(),
         "teacher_model": teacher.field("model"), "prompt_id": teacher.field("prompt_id"),
+        "pass_rate": rates, "pass_rate_band": pa.array(band, pa.string()),
         "reason": reason, "exact_key": keys, "has_signature": has_signature,
     }
     return ShardScan(part, stats, contaminated, candidates, sigs)

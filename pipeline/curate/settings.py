@@ -15,6 +15,10 @@ def check(data: dict, where: str) -> None:
     for i, reference in enumerate(section["decontam"]["references"]):
         if ("path" in reference) == ("package" in reference):
             raise UserError(f"{where}: curate.decontam.references[{i}]: give exactly one of path or package")
+    bands = section["pass_rate_bands"]
+    if bands["too_hard_max"] >= bands["too_easy_min"]:
+        raise UserError(f"{where}: curate.pass_rate_bands: too_hard_max ({bands['too_hard_max']}) must be below "
+                        f"too_easy_min ({bands['too_easy_min']}), or no task is learnable")
     try:
         mix.check(section, data)
     except UserError as exc:

@@ -10,6 +10,7 @@ import yaml
 
 from pipeline import __version__
 from pipeline import config as configlib
+from pipeline.curate.scan import RATE_BINS
 from pipeline.publish import plots
 
 SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")]
@@ -18,8 +19,9 @@ VIEW_NOTES = {
     "sharegpt": "ShareGPT conversations (human / gpt / function_call / observation), system and tools apart",
     "react": "one plain-text ReAct transcript per trajectory (`text`)",
     "dpo": "preference pairs: a passed vs a failed trajectory of the same task (prompt / chosen / rejected / tools)",
-    "dpo_step": "step-level preference pairs at a failed trajectory's first bad step",
+    "dpo_step": "step-level preference pairs: the same history, a better and a worse next action (first bad steps, rollout branches, step candidates)",
     "rl": "trajectories with the teacher's sampled token ids and logprobs per assistant turn (`tokens`), and the verify score",
+    "prm": "stepwise supervision for process reward models: prompt / completions (one per step) / labels (one bool per step) / tools",
 }
 
 
@@ -84,6 +86,19 @@ def verification(stats) -> str:
     return text
 
 
+def pass_rates(inputs: CardInputs) -> str:
+    """Task pass rates (the share of a task's model samples that passed verification): tasks per band and bin over
+    every verified task, kept rows per band. Shown when some task has a rate."""
+    stats, bands = inputs.stats, inputs.config["curate"]["pass_rate_bands"]
+    kept = Counter(inputs.kept.column("pass_rate_band").to_pylist())
+    edges = {"too_hard": f"rate <= {bands['too_hard_max']}", "learnable": f"{bands['too_hard_max']} < rate < {bands['too_easy_min']}",
+             "too_easy": f"rate >= {bands['too_easy_min']}", "unknown": "no model samples"}
+    text = ("A task's pass rate is the share of its samples by model teachers that passed verification "
+            "(`meta.pass_rate`).\n\n" + table(["band", "pass rate", "tasks", "kept rows"],
+                                                 [[b, edges[b], stats.task_bands.get(b, 0), kept.get(b, 0)] for b in edges]))
+    return text + "\n\nDistribution over tasks with a pass rate:\n\n" + table(["pass rate", "tasks"], [[b, stats.task_rate_bins.get(b, 0)] for b in RATE_BINS])
+
+
 def curation(report: dict) -> str:
     parts = [table(["step", "rows"], [[k, v] for k, v in report["funnel"].items()])]
     if report["removed"]:
@@ -141,6 +156,7 @@ def render(inputs: CardInputs, plot_files: list[str]) -> str:
         "## Rows by source\n" + counts_table("source", Counter(kept.column("source").to_pylist())),
         "## Rows by format\n" + counts_table("format", Counter(kept.column("format").to_pylist())),
         "## Verification (every sampled trajectory)\n" + verification(inputs.stats),
+        *(["## Task pass rates\n" + pass_rates(inputs)] if inputs.stats.task_rate_bins else []),
         "## Curation\n" + curation(inputs.report),
         "## Provenance\n" + provenance(inputs),
     ]

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from pipeline import plugins
 from pipeline import rows as rowlib
 from pipeline import shards
-from pipeline.curate.views import dpo, react, rl, sharegpt, trl
+from pipeline.curate.views import dpo, prm, react, rl, sharegpt, step_pairs, trl
 from pipeline.curate.write import shard_file
 
 VIEWS = {
@@ -23,17 +23,19 @@ VIEWS = {
     "sharegpt": (sharegpt.SCHEMA, sharegpt.build),
     "react": (react.SCHEMA, react.build),
     "dpo": (dpo.SCHEMA, dpo.trajectory_pairs),
-    "dpo_step": (dpo.SCHEMA, dpo.step_pairs),
+    "dpo_step": (dpo.SCHEMA, step_pairs.build),
     "rl": (rl.SCHEMA, rl.build),
+    "prm": (prm.SCHEMA, prm.build),
 }
 VIEWS = plugins.Registry("views", VIEWS, lambda name, view: (view.SCHEMA, view.build))
-NEEDS_FAILED = {"dpo", "dpo_step"}
+NEEDS_FAILED = {"dpo", "dpo_step", "prm"}
 
 
 @dataclass
 class Context:
     failed: dict[str, list[dict]] = field(default_factory=dict)
     reasoning: str = "render"  # curate.view_reasoning: how text views show reasoning_content
+    seen: set[str] = field(default_factory=set)  # tasks whose failed rows a view has used (each once)
 
 
 def failed_rows(verified: list[Path]) -> dict[str, list[dict]]:
