@@ -15,7 +15,7 @@ A side that comes from a branch or a candidate has the id `<row id>/branch/<step
 
 from pipeline.curate.views import dpo
 from pipeline.curate.views.prm import with_failed
-from pipeline.jsonutil import content_hash
+from pipeline.jsonutil import canonical_json, content_hash
 
 
 def side_pair(row: dict, at: int, chosen: tuple[str, dict], rejected: tuple[str, dict]) -> dict:
@@ -60,7 +60,11 @@ def candidate_pairs(row: dict) -> list[dict]:
 
 
 def build(rows: list[dict], context) -> list[dict]:
+    """Every pair once: two sources that found the same prompt, chosen and rejected give one pair (the first)."""
     out = dpo.step_pairs(rows, context)
     for row in with_failed(rows, context):
         out += branch_pairs(row) + candidate_pairs(row)
-    return list({pair["id"]: pair for pair in out}.values())
+    unique = {}
+    for pair in out:
+        unique.setdefault(canonical_json([pair["prompt"], pair["chosen"], pair["rejected"]]), pair)
+    return list(unique.values())

@@ -1,0 +1,63 @@
+"""Step-level test material: a fake function-calling teacher that follows each task's solution program from
+whatever it has observed (so a continuation succeeds or fails deterministically by its prefix), and program
+trajectories with a wrong step injected by the reflection machinery (no recovery after it)."""
+
+import json
+from pathlib import Path
+
+from pipeline import shards
+from pipeline.sample.agent import Episode, run_episode
+from pipeline.sample.policies import as_turn, planned_action
+from pipeline.sample.reflect import ReflectionPolicy, perturb
+
+
+def solutions_of(run_dir: Path) -> dict[str, dict]:
+    """instruction -> solution program, from a run's task shards."""
+    return {t["instruction"]: t["solution"] for p in sorted((run_dir / "tasks").glob("part-*.parquet")) for t in shards.read_shard(p, "task")}
+
+
+def follower(solutions: dict[str, dict], slips=lambda body: False):
+    """A teacher that plays the solution program's next step, filled from the observations in the request
+    (step index = assistant turns so far). When `slips(body)`, it writes a plausible wrong value instead: the
+    call still executes, the answer comes out wrong."""
+
+    def respond(path, body):
+        messages = body["messages"]
+        solution = solutions[messages[1]["content"]]
+        i = sum(m["role"] == "assistant" for m in messages)
+        seen = [m["content"] for m in messages if m["role"] == "tool"]
+        action = planned_action(solution, i, seen, f"call_{i}")
+        if action.is_final:
+            return {"content": "0" if slips(body) else action.final_answer}
+        arguments = action.arguments
+        if slips(body):
+            name = sorted(arguments)[0]
+            arguments = {**arguments, name: perturb(arguments[name])}
+        return {"content": action.thought, "tool_calls": [{"id": f"call_{i}", "name": action.tool, "arguments": json.dumps(arguments)}]}
+
+    return respond
+
+
+def odd_seeds_are_right(body) -> bool:
+    """For `follower(..., slips=...)`: a request with an even seed slips."""
+    return body.get("seed", 0) % 2 == 0
+
+
+class Slipping:
+    """The program teacher with one wrong argument at step `at` (reflection's `wrong_argument` mistake), then
+    the program again, filled from the wrong observation: the slip carries through to the answer."""
+
+    def __init__(self, at: int, argument: str):
+        self.at, self.mistake = at, {"kind": "wrong_argument", "step": at, "argument": argument}
+
+    async def next_turn(self, episode: Episode):
+        i = len(episode.steps)
+        action = planned_action(episode.task["solution"], i, episode.observations, f"call_{i}")
+        if i == self.at:
+            action = ReflectionPolicy(self.at, self.mistake).wrong_action(action)
+        return as_turn(episode.fmt, action)
+
+
+async def slipped_episode(task: dict, fmt, env, at: int) -> Episode:
+    argument = sorted(task["solution"]["steps"][at]["arguments"])[0]
+    return await run_episode(task, Slipping(at, argument), fmt, env, 8)
