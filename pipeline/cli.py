@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="write the folder that would be uploaded, upload nothing")
     p.add_argument("--out", help="with --dry-run: where to write it")
     p.set_defaults(func=cmd_publish)
-    p = sub.add_parser("export", help="write an export view of a curated run (trl, sharegpt, react, dpo, dpo_step, rl)")
+    p = sub.add_parser("export", help="write an export view of a curated run (trl, sharegpt, react, dpo, dpo_step, rl, prm)")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--view", required=True, help="trl, sharegpt, react, dpo, dpo_step, rl, ... (`trajforge list views`)")
     p.add_argument("--reasoning", choices=["render", "drop"], default="render",

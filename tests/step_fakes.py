@@ -16,10 +16,11 @@ def solutions_of(run_dir: Path) -> dict[str, dict]:
     return {t["instruction"]: t["solution"] for p in sorted((run_dir / "tasks").glob("part-*.parquet")) for t in shards.read_shard(p, "task")}
 
 
-def follower(solutions: dict[str, dict], slips=lambda body: False):
+def follower(solutions: dict[str, dict], slips=lambda body: False, broken: bool = False):
     """A teacher that plays the solution program's next step, filled from the observations in the request
-    (step index = assistant turns so far). When `slips(body)`, it writes a plausible wrong value instead: the
-    call still executes, the answer comes out wrong."""
+    (step index = assistant turns so far). When `slips(body)`, it writes a plausible wrong value instead (the
+    call still executes, the answer comes out wrong) or, `broken`, a value the tool rejects; its final answer
+    is then 0."""
 
     def respond(path, body):
         messages = body["messages"]
@@ -32,14 +33,14 @@ def follower(solutions: dict[str, dict], slips=lambda body: False):
         arguments = action.arguments
         if slips(body):
             name = sorted(arguments)[0]
-            arguments = {**arguments, name: perturb(arguments[name])}
+            arguments = {**arguments, name: "x" if broken else perturb(arguments[name])}
         return {"content": action.thought, "tool_calls": [{"id": f"call_{i}", "name": action.tool, "arguments": json.dumps(arguments)}]}
 
     return respond
 
 
-def odd_seeds_are_right(body) -> bool:
-    """For `follower(..., slips=...)`: a request with an even seed slips."""
+def even_seed(body) -> bool:
+    """For `follower(..., slips=even_seed)`: candidate 0 of a step (seed + 0) slips, candidate 1 does not."""
     return body.get("seed", 0) % 2 == 0
 
 

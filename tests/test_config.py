@@ -110,3 +110,30 @@ def test_the_watch_of_a_served_local_endpoint_keeps_every_stage_hash(write_confi
                               config.path)
     assert served["endpoints"]["local"]["local_server"] == watch
     assert [served.stage_hash(s) for s in configlib.STAGES] == [config.stage_hash(s) for s in configlib.STAGES]
+
+
+def test_step_level_sampling_settings_are_checked(write_config):
+    data = small_config()
+    data["endpoints"] = {"fake": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}}
+    data["sample"]["teachers"] = [{"name": "t", "policy": "llm", "endpoint": "fake", "samples_per_task": 2, "stop_after_passing": 3}]
+    assert "sample.teachers[0].stop_after_passing: 3 is more than samples_per_task (2)" in load_error(write_config, data)
+    data["sample"]["teachers"] = [{"name": "p", "policy": "program", "step_candidates": {"count": 2}}]
+    assert "sample.teachers[0].step_candidates: only llm teachers" in load_error(write_config, data)
+    data["sample"]["teachers"] = [{"name": "p", "policy": "program"}]
+    data["verify"] = {"step_values": {"teacher": {"endpoint": "fak"}}}
+    assert "verify.step_values.teacher.endpoint: unknown endpoint 'fak' (did you mean 'fake'?)" in load_error(write_config, data)
+    data["verify"] = {}
+    data["curate"]["pass_rate_bands"] = {"too_hard_max": 0.6, "too_easy_min": 0.5}
+    assert "curate.pass_rate_bands: too_hard_max (0.6) must be below too_easy_min (0.5)" in load_error(write_config, data)
+
+
+def test_sample_time_checks_enter_the_sample_stage_hash(write_config):
+    data = small_config()
+    data["endpoints"] = {"fake": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}}
+    data["sample"]["teachers"] = [{"name": "t", "policy": "llm", "endpoint": "fake", "samples_per_task": 4, "stop_after_passing": 1}]
+    adaptive = configlib.load(write_config(data))
+    changed = configlib.load(write_config(data), ["verify.min_score=0.5"])
+    assert adaptive.stage_hash("sample") != changed.stage_hash("sample")
+    del data["sample"]["teachers"][0]["stop_after_passing"]
+    plain, plain_changed = configlib.load(write_config(data)), configlib.load(write_config(data), ["verify.min_score=0.5"])
+    assert plain.stage_hash("sample") == plain_changed.stage_hash("sample")

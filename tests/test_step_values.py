@@ -211,3 +211,28 @@ def test_only_uncertain_values_only_trajectories_of_tasks_with_a_pass_rate_betwe
     assert made.selected(rows_) == [0, 5]
     spec.update(only_uncertain=False, max_trajectories=3)
     assert made.selected(rows_) == [0, 1, 2]
+
+
+def test_the_budget_stops_step_values_and_a_rerun_goes_on_from_the_cache(tmp_path):
+    with FakeOpenAI(models=("follower",)) as server:
+        data = config(server.base_url)
+        data["endpoints"]["fake"].update(price_input_per_mtok=50.0, price_output_per_mtok=50.0, budget_usd=0.004)  # $0.001 a reply
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(data))
+        run_dir = tmp_path / "run"
+        for stage in ("synthesize", "sample"):
+            run_cli(stage, path, "--run-dir", run_dir, check=True)
+        server.responder = follower(solutions_of(run_dir))
+        stopped = run_cli("verify", path, "--run-dir", run_dir)
+        assert stopped.returncode == 3 and "budget_usd=0.004 reached" in stopped.stderr
+        asked = len(server.completions)
+        assert 4 <= asked < 20 and not list((run_dir / "verified").glob("part-*.parquet"))
+        data["endpoints"]["fake"]["budget_usd"] = 1.0
+        path.write_text(yaml.safe_dump(data))
+        run_cli("verify", path, "--run-dir", run_dir, check=True)
+        rerun = len(server.completions) - asked
+    out = [r for p in sorted((run_dir / "verified").glob("part-*.parquet")) for r in shards.read_shard(p, "trajectory")]
+    assert all(r["meta"]["step_values"]["first_error_step"] is None for r in out)
+    needed = sum(r["meta"]["step_values"]["usage"]["llm_calls"] for r in out)
+    # replies that came back before the stop come from the cache (requests cut off in flight are asked again)
+    assert needed - asked <= rerun < needed
