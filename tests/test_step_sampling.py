@@ -13,10 +13,10 @@ from tests.fake_openai import FakeOpenAI
 from tests.step_fakes import even_seed, follower, solutions_of
 
 
-def run(tmp_path, data: dict, stages: str = "synthesize,sample,verify") -> int:
+def run(tmp_path, data: dict, stages: str = "synthesize,sample,verify", *extra) -> int:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
-    return cli.main(["run", str(path), "--run-dir", str(tmp_path / "run"), "--stages", stages])
+    return cli.main(["run", str(path), "--run-dir", str(tmp_path / "run"), "--stages", stages, *extra])
 
 
 def verified(tmp_path) -> list[dict]:
@@ -98,3 +98,28 @@ def test_adaptive_sampling_stops_once_enough_samples_pass(tmp_path, server):
     requests = len(server.completions)
     shutil.rmtree(tmp_path / "run" / "trajectories")
     assert run(tmp_path, data, "sample") == 0 and len(server.completions) == requests  # the same samples, from the cache
+
+
+def test_curate_filters_and_mixes_by_pass_rate_band_and_the_card_shows_the_distribution(tmp_path, server):
+    data = teacher_config(server, samples_per_task=6, stop_after_passing=2)
+    data["synthesize"]["generators"].append({"name": "units_dates", "count": 3})
+    data["sample"]["teachers"][0]["domains"] = ["arithmetic"]
+    data["sample"]["teachers"].append({"name": "program", "policy": "program", "formats": ["function_calling"]})
+    assert run(tmp_path, data, "synthesize") == 0
+    server.responder = follower(solutions_of(tmp_path / "run"), slips=even_seed)
+    assert run(tmp_path, data, "sample,verify") == 0
+    data["curate"]["filters"] = {"pass_rate_bands": ["learnable"]}
+    assert run(tmp_path, data, "curate", "--reconfigure") == 0
+    kept = [r for p in sorted((tmp_path / "run" / "dataset" / "data").glob("*.parquet")) for r in shards.read_shard(p, "trajectory", validate=False)]
+    assert len(kept) == 3 and all(r["domain"] == "arithmetic" for r in kept)  # units_dates tasks have no model samples: unknown
+    report = (tmp_path / "run" / "dataset" / "_report.json").read_text()
+    assert '"pass rate band": 3' in report  # the three program rows of units_dates tasks
+    card = (tmp_path / "run" / "dataset" / "README.md").read_text()
+    pass_rates = card.split("## Task pass rates")[1].split("##")[0]
+    assert "| learnable | 0.0 < rate < 1.0 | 3 | 3 |" in pass_rates and "| unknown | no model samples | 3 | 0 |" in pass_rates
+    assert "| (0.25, 0.5] | 3 |" in pass_rates
+    data["curate"]["filters"] = {}
+    data["curate"]["mix"] = {"by": ["pass_rate_band"], "ratios": {"learnable": 0.5, "unknown": 0.5}, "total": 6}
+    assert run(tmp_path, data, "curate", "--reconfigure") == 0
+    mixed = (tmp_path / "run" / "dataset" / "_report.json").read_text()
+    assert '"bucket": "learnable"' in mixed and '"selected": 3' in mixed
