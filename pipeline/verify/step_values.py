@@ -67,31 +67,39 @@ class StepValues:
         self.teacher = {"name": "step-values", "policy": "llm", **spec["teacher"]}
 
     def selected(self, rows: list[dict]) -> list[int]:
-        """Indices of the rows to value: of the configured sources, branchable, in a format the endpoint can
-        continue (completion mode: react), with an uncertain outcome when
-        `only_uncertain` (their task's pass rate strictly between 0 and 1), the first `max_trajectories`."""
-        spec = self.spec
-        chosen = []
-        for i, row in enumerate(rows):
-            if not any(fnmatch.fnmatchcase(row["source"], pattern) for pattern in spec["sources"]) or not branch_points(row):
-                continue
-            if self.client.mode == "completion" and FORMATS[row["format"]].completion is None:
-                continue  # a base model continues text formats only (react)
-            rate = ((row.get("meta") or {}).get("pass_rate") or {}).get("rate")
-            if spec["only_uncertain"] and not (rate is not None and 0 < rate < 1):
-                continue
-            chosen.append(i)
-        return chosen[: spec["max_trajectories"]]
+        """Indices of the rows to value, the first `max_trajectories` of those `selectable`."""
+        return [i for i, row in enumerate(rows) if self.selectable(row)][: self.spec["max_trajectories"]]
+
+    def selectable(self, row: dict) -> bool:
+        """Of the configured sources, branchable, in a format the endpoint can continue (a base model in
+        completion mode continues react only), and with `only_uncertain`, of a task whose pass rate is strictly
+        between 0 and 1."""
+        if not any(fnmatch.fnmatchcase(row["source"], pattern) for pattern in self.spec["sources"]) or not branch_points(row):
+            return False
+        if self.client.mode == "completion" and FORMATS[row["format"]].completion is None:
+            return False
+        rate = ((row.get("meta") or {}).get("pass_rate") or {}).get("rate")
+        return not self.spec["only_uncertain"] or (rate is not None and 0 < rate < 1)
 
     def steps_to_value(self, row: dict) -> list[int]:
         wanted = range(len(row["steps"])) if self.spec["steps"] == "all" else self.spec["steps"]
         points = set(branch_points(row))
         return [k for k in wanted if 0 <= k < len(row["steps"]) and k + 1 in points]
 
-    async def process(self, rows: list[dict]) -> list[dict]:
+    async def process(self, rows: list[dict], inputs: list[dict], progress) -> list[dict]:
+        """`rows` with the selected ones valued; `progress` counts the shard's `inputs` as they are finished."""
         out = list(rows)
         chosen = self.selected(rows)
-        for i, valued in zip(chosen, await asyncio.gather(*(self.value_row(rows[i]) for i in chosen))):
+        ids = {row["id"] for row in inputs}
+        progress(len(ids) - sum(rows[i]["id"] in ids for i in chosen))
+
+        async def value(i: int) -> dict:
+            valued = await self.value_row(rows[i])
+            if rows[i]["id"] in ids:
+                progress(1)
+            return valued
+
+        for i, valued in zip(chosen, await asyncio.gather(*(value(i) for i in chosen))):
             out[i] = valued
         return out
 
