@@ -13,9 +13,9 @@ the recorded one; one that differs means the environment cannot be rebuilt, and 
 `fork` does the same for an episode still running (sample/sport.py executes each candidate action in a fork).
 
 Built-in tools are deterministic and replay live (`LIVE`). Tools that are not (an MCP server, a user's module)
-answer from their recorded calls instead: a replayer is any callable `(step, arguments, env, allowed) ->
-Observation`, and a recording lookup (issue 17's `Recordings.episode(attempt).answer(tool, arguments)`) plugs
-in there without changing the callers.
+must answer from their recorded calls instead: a replayer is any callable `(step, arguments, env, allowed) ->
+Observation`, and `replayer_for(row)` is the one place that chooses it, where a recording lookup (issue 17's
+`Recordings.episode(attempt).answer(tool, arguments)`) plugs in without changing the callers.
 """
 
 import copy
@@ -45,6 +45,13 @@ def live(step: dict, arguments, env, allowed: list[str]) -> Observation:
 LIVE: Replayer = live
 
 
+def replayer_for(row: dict) -> Replayer:
+    """How the prefix of `row` is replayed: the seam where recorded tool I/O plugs in. Every tool today is a
+    deterministic built-in and replays live; a row whose calls went to an external environment (an MCP server, a
+    user's module) gets a lookup of its recorded calls here (issue 17: the row's `meta.recording`)."""
+    return LIVE
+
+
 class Watched:
     """A policy that notes whether one of its requests failed for good: a continuation cut short by the
     endpoint (timeout, 5xx after retries) is no evidence about the step it continues."""
@@ -56,6 +63,12 @@ class Watched:
         turn = await self.policy.next_turn(episode)
         self.request_failed |= turn.message is None
         return turn
+
+
+def executed(step: dict) -> bool:
+    """Whether a step's action was carried out: a parsed tool call or code (run, maybe to an error observation)
+    or a final answer; an unparseable reply was not."""
+    return step["action_type"] == "final_answer" or step["tool_name"] is not None
 
 
 def tool_names(row: dict) -> list[str]:
@@ -107,14 +120,14 @@ def replay_steps(steps: list[dict], env, allowed: list[str], replayer: Replayer 
     return observations
 
 
-def branch(row: dict, upto: int, env, replayer: Replayer = LIVE) -> Episode:
-    """The episode of `row` holding its first `upto` steps, their actions replayed into the fresh `env`;
-    raises BranchError when the environment does not come back as recorded."""
+def branch(row: dict, upto: int, env, replayer: Replayer | None = None) -> Episode:
+    """The episode of `row` holding its first `upto` steps, their actions replayed into the fresh `env` (by
+    `replayer_for(row)` unless given); raises BranchError when the environment does not come back as recorded."""
     if upto not in branch_points(row):
         raise BranchError(f"cannot branch at step {upto} (not a message boundary, or a conversation)")
     allowed = tool_names(row)
     steps = copy.deepcopy(row["steps"][:upto])
-    observations = replay_steps(steps, env, allowed, replayer)
+    observations = replay_steps(steps, env, allowed, replayer or replayer_for(row))
     tools = [TOOLS[name].spec() for name in allowed if name in TOOLS]
     return Episode(task_of(row), FORMATS[row["format"]], tools, prefix_messages(row, upto), steps, observations)
 

@@ -28,9 +28,10 @@ import pyarrow.parquet as pq
 from pipeline.formats import FORMATS
 from pipeline.jsonutil import canonical_json
 from pipeline.sample.agent import ZERO_USAGE, run_episode
-from pipeline.sample.branch import BranchError, Watched, branch, branch_points, task_of
+from pipeline.sample.branch import BranchError, Watched, branch, branch_points, executed, task_of
 from pipeline.sample.llm_policy import LLMPolicy
 from pipeline.tools import Env, final_state
+
 
 @dataclass
 class Rollout:
@@ -47,10 +48,6 @@ def action_key(step: dict) -> str:
     if step["action_type"] == "final_answer":
         return canonical_json(["final_answer", step["raw_action"]])
     return canonical_json([step["action_type"], step["tool_name"], step["tool_arguments"]])
-
-
-def executed(step: dict) -> bool:
-    return step["action_type"] == "final_answer" or step["tool_name"] is not None
 
 
 def continues(step: dict) -> bool:

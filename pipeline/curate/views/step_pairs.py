@@ -16,6 +16,7 @@ A side that comes from a branch or a candidate has the id `<row id>/branch/<step
 from pipeline.curate.views import dpo
 from pipeline.curate.views.prm import with_failed
 from pipeline.jsonutil import canonical_json, content_hash
+from pipeline.sample.branch import executed
 
 
 def side_pair(row: dict, at: int, chosen: tuple[str, dict], rejected: tuple[str, dict]) -> dict:
@@ -24,10 +25,6 @@ def side_pair(row: dict, at: int, chosen: tuple[str, dict], rejected: tuple[str,
     return {"id": "pair-" + content_hash(row["id"], at, chosen, rejected), "task_id": row["task_id"], "chosen_id": chosen[0],
             "rejected_id": rejected[0], "prompt": row["messages"][:cut], "chosen": [chosen[1]], "rejected": [rejected[1]],
             "tools": row["tools"]}
-
-
-def executed(step: dict) -> bool:
-    return step["action_type"] == "final_answer" or step["tool_name"] is not None
 
 
 def branch_pairs(row: dict) -> list[dict]:
