@@ -15,7 +15,7 @@ teacher, format, sample, step, candidate, rollout), so a re-run makes none.
 
 import asyncio
 
-from pipeline.sample.agent import ZERO_USAGE, Episode, Turn, run_episode
+from pipeline.sample.agent import ZERO_USAGE, Episode, Turn, add_usage, run_episode
 from pipeline.sample.branch import BranchError, Watched, fork
 
 MAX_DETAIL_CHARS = 200
@@ -36,11 +36,6 @@ class Scripted:
 
 class RequestFailed(Exception):
     """A request made to score a candidate failed for good: the step cannot be decided this run."""
-
-
-def _add(total: dict, usage: dict) -> None:
-    for key in ZERO_USAGE:
-        total[key] += usage.get(key, 0)
 
 
 class CandidatePolicy:
@@ -65,8 +60,8 @@ class CandidatePolicy:
         best = max(range(len(turns)), key=lambda c: (scored[c][0], -c))
         for c, turn in enumerate(turns):
             if c != best:
-                _add(episode.usage, turn.usage)  # the loop adds the chosen turn's
-            _add(episode.usage, scored[c][2])
+                add_usage(episode.usage, turn.usage)  # the loop adds the chosen turn's
+            add_usage(episode.usage, scored[c][2])
         self.record.append({"step": at, "chosen": best, "scorer": self.spec["scorer"],
                             "candidates": [{"message": t.message, "executed": t.action is not None, "score": s, "detail": d[:MAX_DETAIL_CHARS]}
                                            for t, (s, d, _) in zip(turns, scored)]})
@@ -86,7 +81,7 @@ class CandidatePolicy:
             passed, detail, spent = await self.play(episode, turn, continuation)
             if continuation.request_failed:
                 raise RequestFailed(detail)
-            _add(usage, spent)
+            add_usage(usage, spent)
             outcomes.append(passed)
         return sum(outcomes) / len(outcomes), f"{sum(outcomes)} of {len(outcomes)} continuations passed", usage
 

@@ -3,13 +3,14 @@ every row of the task as `meta.pass_rate = {rate, passed, samples}` (null rate w
 
 Sample shard k holds every trajectory of task shard k, so one verified shard has all the samples of its tasks.
 Only plain samples count: program-teacher rows are gold (they pass by construction and say nothing about how
-hard the task is for a model), self-reflected copies and feedback retries are derived from a sample. Curate
+hard the task is for a model), self-reflected copies and feedback retries are derived from a sample, and a row
+waiting for a retry after a transient failure has no outcome yet. Curate
 filters and mixes by the band a rate falls in (pipeline/curate/scan.py); the card shows the distribution.
 """
 
 def is_model_sample(row: dict) -> bool:
     meta = row.get("meta") or {}
-    return row["source"].startswith("llm:") and "reflection" not in meta and "parent_id" not in meta
+    return row["source"].startswith("llm:") and not ({"reflection", "parent_id", "transient"} & set(meta))
 
 
 def pass_rates(rows: list[dict]) -> dict[str, dict]:

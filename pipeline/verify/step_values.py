@@ -13,7 +13,9 @@ with label bad when the value is <= `threshold`. A final answer's value is the t
 rollouts cost, and the branches: the first action of each continuation with its outcome, an alternative to the
 trajectory's own next action from the same prefix, which the dpo_step view pairs with it.
 
-A continuation whose request failed (timeout, 5xx after retries) is no evidence and is not counted. Requests
+A continuation whose request failed (timeout, 5xx after retries) is no evidence and is not counted, and the row
+waits for a retry like any row with a transient failure (`meta.transient`): the next run of verify values it
+again, its answered requests from the cache. Requests
 go through the one LLM client with sample keys (row id, step, rollout index), so a re-run is answered from
 the cache and makes zero requests; the prefix itself is never requested again.
 """
@@ -27,6 +29,7 @@ import pyarrow.parquet as pq
 
 from pipeline.formats import FORMATS
 from pipeline.jsonutil import canonical_json
+from pipeline.llm import transient
 from pipeline.sample.agent import ZERO_USAGE, run_episode
 from pipeline.sample.branch import BranchError, Watched, branch, branch_points, executed, task_of
 from pipeline.sample.llm_policy import LLMPolicy
@@ -59,8 +62,9 @@ class StepValues:
     """`spec` is `verify.step_values`; `sampler` a SampleStage (continuations become rows as sample makes
     them), `program` the ProgramChecks, `client` the rollout teacher's endpoint."""
 
-    def __init__(self, config, spec: dict, sampler, program, client):
+    def __init__(self, config, spec: dict, sampler, program, client, mark_transient):
         self.config, self.spec, self.sampler, self.program, self.client = config, spec, sampler, program, client
+        self.mark_transient = mark_transient  # (row, failures) -> the row's verdict as waiting for a retry
         self.teacher = {"name": "step-values", "policy": "llm", **spec["teacher"]}
 
     def selected(self, rows: list[dict]) -> list[int]:
@@ -91,7 +95,10 @@ class StepValues:
         progress(len(ids) - sum(rows[i]["id"] in ids for i in chosen))
 
         async def value(i: int) -> dict:
-            valued = await self.value_row(rows[i])
+            with transient.watching() as failures:
+                valued = await self.value_row(rows[i])
+            if failures:
+                valued = self.mark_transient(valued, failures)
             if rows[i]["id"] in ids:
                 progress(1)
             return valued
