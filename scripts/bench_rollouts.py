@@ -32,9 +32,9 @@ from pipeline.shardjob import ShardSpec  # noqa: E402
 
 def serve(run_dir: str, latency: float, cap: int, pipe) -> None:
     from tests.fake_openai import FakeOpenAI
-    from tests.step_fakes import follower, solutions_of
+    from tests.step_fakes import follower
 
-    with FakeOpenAI(models=("follower",), responder=follower(solutions_of(Path(run_dir))), latency=latency, max_concurrency=cap) as server:
+    with FakeOpenAI(models=("follower",), responder=follower(Path(run_dir)), latency=latency, max_concurrency=cap) as server:
         pipe.send(server.port)
         pipe.recv()  # until the parent asks for the count
         pipe.send(len(server.completions))

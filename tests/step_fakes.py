@@ -1,40 +1,34 @@
-"""Step-level test material: a fake function-calling teacher that follows each task's solution program from
-whatever it has observed (so a continuation succeeds or fails deterministically by its prefix), and program
-trajectories with a wrong step injected by the reflection machinery (no recovery after it)."""
+"""Step-level test material: a fake teacher that follows each task's solution program from whatever it has
+observed (so a continuation succeeds or fails deterministically by its prefix) and can be made to slip, and
+program trajectories with a wrong step injected by the reflection machinery (no recovery after it)."""
 
 import json
 from pathlib import Path
 
-from pipeline import shards
 from pipeline.sample.agent import Episode, run_episode
 from pipeline.sample.policies import as_turn, planned_action
 from pipeline.sample.reflect import ReflectionPolicy, perturb
+from tests.solution_teacher import SolutionTeacher
 
 
-def solutions_of(run_dir: Path) -> dict[str, dict]:
-    """instruction -> solution program, from a run's task shards."""
-    return {t["instruction"]: t["solution"] for p in sorted((run_dir / "tasks").glob("part-*.parquet")) for t in shards.read_shard(p, "task")}
-
-
-def follower(solutions: dict[str, dict], slips=lambda body: False, broken: bool = False):
-    """A teacher that plays the solution program's next step, filled from the observations in the request
-    (step index = assistant turns so far). When `slips(body)`, it writes a plausible wrong value instead (the
-    call still executes, the answer comes out wrong) or, `broken`, a value the tool rejects; its final answer
-    is then 0."""
+def follower(run_dir: Path, slips=lambda body: False, broken: bool = False):
+    """The solution teacher (tests/solution_teacher.py: the solution program's next step, filled from the
+    observations in the request), except that when `slips(body)` it writes a plausible wrong value instead (the
+    call still executes, the answer comes out wrong) or, `broken`, a value the tool rejects; its final answer is
+    then 0."""
+    teacher = SolutionTeacher(run_dir)
 
     def respond(path, body):
-        messages = body["messages"]
-        solution = solutions[messages[1]["content"]]
-        i = sum(m["role"] == "assistant" for m in messages)
-        seen = [m["content"] for m in messages if m["role"] == "tool"]
-        action = planned_action(solution, i, seen, f"call_{i}")
-        if action.is_final:
-            return {"content": "0" if slips(body) else action.final_answer}
-        arguments = action.arguments
-        if slips(body):
-            name = sorted(arguments)[0]
-            arguments = {**arguments, name: "x" if broken else perturb(arguments[name])}
-        return {"content": action.thought, "tool_calls": [{"id": f"call_{i}", "name": action.tool, "arguments": json.dumps(arguments)}]}
+        reply = teacher(path, body)
+        if not slips(body):
+            return reply
+        if not reply.get("tool_calls"):
+            return {"content": "0"}
+        call = reply["tool_calls"][0]
+        arguments = json.loads(call["arguments"])
+        name = sorted(arguments)[0]
+        arguments[name] = "x" if broken else perturb(arguments[name])
+        return {**reply, "tool_calls": [{**call, "arguments": json.dumps(arguments)}]}
 
     return respond
 

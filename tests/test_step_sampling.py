@@ -10,7 +10,7 @@ import yaml
 from pipeline import cli, shards
 from pipeline.curate.views import step_pairs
 from tests.fake_openai import FakeOpenAI
-from tests.step_fakes import even_seed, follower, solutions_of
+from tests.step_fakes import even_seed, follower
 
 
 def run(tmp_path, data: dict, stages: str = "synthesize,sample,verify", *extra) -> int:
@@ -42,7 +42,7 @@ def server(tmp_path):
 def sample_with(tmp_path, server, broken: bool = False, **teacher) -> list[dict]:
     data = teacher_config(server, **teacher)
     assert run(tmp_path, data, "synthesize") == 0
-    server.responder = follower(solutions_of(tmp_path / "run"), slips=even_seed, broken=broken)
+    server.responder = follower(tmp_path / "run", slips=even_seed, broken=broken)
     assert run(tmp_path, data, "sample,verify") == 0
     return verified(tmp_path)
 
@@ -87,7 +87,7 @@ def test_adaptive_sampling_stops_once_enough_samples_pass(tmp_path, server):
     data = teacher_config(server, samples_per_task=6, stop_after_passing=2)
     data["sample"]["teachers"].append({"name": "program", "policy": "program", "formats": ["function_calling"]})
     assert run(tmp_path, data, "synthesize") == 0
-    server.responder = follower(solutions_of(tmp_path / "run"), slips=even_seed)
+    server.responder = follower(tmp_path / "run", slips=even_seed)
     assert run(tmp_path, data, "sample,verify") == 0
     out = verified(tmp_path)
     model = [r for r in out if r["source"] == "llm:follower"]
@@ -106,7 +106,7 @@ def test_curate_filters_and_mixes_by_pass_rate_band_and_the_card_shows_the_distr
     data["sample"]["teachers"][0]["domains"] = ["arithmetic"]
     data["sample"]["teachers"].append({"name": "program", "policy": "program", "formats": ["function_calling"]})
     assert run(tmp_path, data, "synthesize") == 0
-    server.responder = follower(solutions_of(tmp_path / "run"), slips=even_seed)
+    server.responder = follower(tmp_path / "run", slips=even_seed)
     assert run(tmp_path, data, "sample,verify") == 0
     data["curate"]["filters"] = {"pass_rate_bands": ["learnable"]}
     assert run(tmp_path, data, "curate", "--reconfigure") == 0

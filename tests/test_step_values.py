@@ -23,7 +23,7 @@ from pipeline.tools import Env
 from pipeline.verify.step_values import StepValues
 from tests.conftest import run_cli
 from tests.fake_openai import FakeOpenAI
-from tests.step_fakes import follower, slipped_episode, solutions_of
+from tests.step_fakes import follower, slipped_episode
 from tests.test_consumer import render
 
 AT = 1  # the injected wrong step
@@ -75,7 +75,7 @@ def valued(tmp_path_factory):
         run_dir = root / "run"
         for stage in ("synthesize", "sample"):
             run_cli(stage, path, "--run-dir", run_dir, check=True)
-        server.responder = follower(solutions_of(run_dir))
+        server.responder = follower(run_dir)
         inject_wrong_steps(run_dir)
         proc = run_cli("verify", path, "--run-dir", run_dir, check=True)
         yield run_dir, path, server, len(server.completions), proc.stdout
@@ -222,7 +222,7 @@ def test_the_budget_stops_step_values_and_a_rerun_goes_on_from_the_cache(tmp_pat
         run_dir = tmp_path / "run"
         for stage in ("synthesize", "sample"):
             run_cli(stage, path, "--run-dir", run_dir, check=True)
-        server.responder = follower(solutions_of(run_dir))
+        server.responder = follower(run_dir)
         stopped = run_cli("verify", path, "--run-dir", run_dir)
         assert stopped.returncode == 3 and "budget_usd=0.004 reached" in stopped.stderr
         asked = len(server.completions)
