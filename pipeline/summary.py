@@ -36,6 +36,14 @@ def format_summary(s: dict) -> str:
     if s["stage"] == "verify":
         lines += [f"  {source}: {c['rows']} sampled -> {c['no_error']} ended without error -> {c['passed']} passed verification"
                   for source, c in sorted(s.get("funnel", {}).items())]
+    if s.get("pass_rates"):
+        p = s["pass_rates"]
+        lines.append(f"  task pass rates: no sample passed {p['tasks_none_passed']}, some {p['tasks_some_passed']}, all {p['tasks_all_passed']}")
+    if s.get("step_values"):
+        v = s["step_values"]
+        lines.append(f"  step values: {v['steps_labeled']} steps of {v['rows']} trajectories labelled ({v['first_error_found']} with a first error step) "
+                     f"from {v['rollouts']} rollouts; {v['llm_calls']} LLM replies, ${v['cost_usd']:.4f}: "
+                     f"{v['llm_calls_per_step']} replies and ${v['usd_per_step']:.6f} per labelled step")
     if s.get("judges"):
         j = s["judges"]
         lenient = "n/a" if j["leniency"] is None else f"{j['leniency']:.0%}"

@@ -123,12 +123,14 @@ def test_branches_hold_the_right_action_where_the_trajectory_slipped(valued):
 
 def test_the_verify_summary_shows_requests_and_dollars_per_labelled_step(valued):
     run_dir, _, _, requests, stdout = valued
-    report = json.loads((run_dir / "report.json").read_text())["stages"]["verify"]
-    figures = report["funnels"]["step_values"]
+    figures = json.loads((run_dir / "report.json").read_text())["stages"]["verify"]["step_values"]
     steps = sum(len(r["steps"]) for half in verified(run_dir) for r in half)
     assert figures["rows"] == 8 and figures["steps_labeled"] == steps and figures["first_error_found"] == 4
     assert figures["llm_calls"] == requests and figures["llm_calls_per_step"] == round(requests / steps, 2)
-    assert "step_values:" in stdout and "llm calls per step" in stdout
+    assert f"step values: {steps} steps of 8 trajectories labelled (4 with a first error step)" in stdout
+    assert f"{requests} LLM replies, $0.0000: {round(requests / steps, 2)} replies" in stdout
+    page = (run_dir / "report.html").read_text()
+    assert "Step values" in page and f"{steps} steps of 8 trajectories labelled" in page
 
 
 def test_a_rerun_of_step_values_makes_zero_requests(valued, tmp_path):

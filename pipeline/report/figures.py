@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from pipeline import facets, rundir
 from pipeline.report import history
 from pipeline.stages import PREVIOUS, ROW_STAGES, STAGE_DIRS
-from pipeline.verify import committee
+from pipeline.verify import committee, step_values
 
 EXAMPLE_CHARS = 300
 
@@ -216,4 +216,5 @@ def collect(run_dir: Path, report: dict) -> dict:
         "latency_seconds": quantiles(latencies(run_dir)),
         "curate": curation(run_dir),
         "judges": judges(run_dir),
+        "step_values": step_values.summary(done_files(run_dir, "verify")),
     }

@@ -18,7 +18,7 @@ from pipeline.stages import STAGE_DIRS
 # what a summary says about the shards (read again from the shards themselves), not about the command
 SHARD_FIGURES = {"stage", "shards", "rows_in", "rows_out", "passed", "errors", "prompt_tokens", "completion_tokens", "cost_usd",
                  "checks_failed", "funnel", "judges", "complete", "removed", "train_rows", "validation_rows",
-                 "waiting_retry"}
+                 "waiting_retry", "step_values", "pass_rates"}
 
 
 @contextmanager

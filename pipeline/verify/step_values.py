@@ -194,9 +194,9 @@ class StepValues:
 
 
 def summary(paths) -> dict:
-    """Step-value figures of finished verified shards: rows and steps valued, rollouts, what they cost in
-    total and per labelled step (replies counted whether they came from the endpoint or the cache), and how
-    many tasks no, some or every model sample passed."""
+    """Figures of finished verified shards for the verify summary and the run report: `pass_rates` (how many
+    tasks no, some or every model sample passed) and `step_values` (rows and steps valued, rollouts, what they
+    cost in total and per labelled step, replies counted whether they came from the endpoint or the cache)."""
     rows = steps = rollouts = calls = 0
     cost = 0.0
     first_errors = 0
