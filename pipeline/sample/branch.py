@@ -30,7 +30,7 @@ Replayer = Callable[[dict, object, object, list[str]], Observation]
 # What the stages add to a row's meta beyond its task's: not part of the task a continuation starts from.
 ROW_META = ("tools", "teacher", "sample_index", "task_source", "final_state", "sandbox", "conversation", "reflection",
             "parent_id", "feedback_round", "feedback", "first_bad_step", "step_judge", "pass_rate", "step_values",
-            "step_candidates", "adaptive", "transient")
+            "step_candidates", "adaptive", "transient", "schema_repair")
 
 
 class BranchError(Exception):

@@ -72,9 +72,11 @@ class StepValues:
         return [i for i, row in enumerate(rows) if self.selectable(row)][: self.spec["max_trajectories"]]
 
     def selectable(self, row: dict) -> bool:
-        """Of the configured sources, branchable, in a format the endpoint can continue (a base model in
-        completion mode continues react only), and with `only_uncertain`, of a task whose pass rate is strictly
-        between 0 and 1."""
+        """Of the configured sources, valid (a row repaired after breaking the schema is not branched),
+        branchable, in a format the endpoint can continue (a base model in completion mode continues react
+        only), and with `only_uncertain`, of a task whose pass rate is strictly between 0 and 1."""
+        if "schema_repair" in (row.get("meta") or {}):
+            return False
         if not any(fnmatch.fnmatchcase(row["source"], pattern) for pattern in self.spec["sources"]) or not branch_points(row):
             return False
         if self.client.mode == "completion" and FORMATS[row["format"]].completion is None:
