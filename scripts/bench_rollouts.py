@@ -85,7 +85,7 @@ def main() -> None:
             parent.send("stop")
             server.join(10)
         shutil.rmtree(run_dir, ignore_errors=True)
-    steps = first["funnels"]["step_values"]["steps_labeled"]
+    steps = first["step_values"]["steps_labeled"]
     asked = again["requests"] + again["cache_hits"]
     print(f"T={args.tasks} N={args.rollouts} L={args.latency * 1000:.0f}ms C={args.concurrency} ({os.cpu_count()} CPUs): "
           f"{steps} steps labelled in {seconds:.2f}s with {first['requests']} requests (endpoint saw {served} in both runs)")
