@@ -13,6 +13,7 @@ import datasets
 import pytest
 import yaml
 
+from pipeline import cli
 from pipeline import config as configlib
 from pipeline.curate.views import step_pairs
 from pipeline import shards
@@ -21,7 +22,7 @@ from pipeline.sample.branch import BranchError, branch, branch_points
 from pipeline.sample.stage import SampleStage
 from pipeline.tools import Env
 from pipeline.verify.step_values import StepValues
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 from tests.fake_openai import FakeOpenAI
 from tests.step_fakes import follower, slipped_episode
 from tests.test_consumer import render
@@ -238,3 +239,25 @@ def test_the_budget_stops_step_values_and_a_rerun_goes_on_from_the_cache(tmp_pat
     needed = sum(r["meta"]["step_values"]["usage"]["llm_calls"] for r in out)
     # replies that came back before the stop come from the cache (requests cut off in flight are asked again)
     assert needed - asked <= rerun < needed
+
+
+def test_step_values_branch_a_stateful_module_environment_by_replaying_it(tmp_path):
+    """examples/inventory_tools.py as an environment: a sale changes the stock, so a branch must rebuild that
+    state by re-executing the prefix before the teacher continues; every continuation passes final_state."""
+    data = yaml.safe_load((ROOT / "configs" / "inventory_python.yaml").read_text())
+    with FakeOpenAI(models=("follower",)) as server:
+        data["endpoints"] = {"fake": {"base_url": server.base_url, "model": "follower", "max_retries": 0}}
+        data["environments"]["inv"]["python"]["path"] = str(ROOT / "examples")
+        data["synthesize"]["seeds"][0]["path"] = str(ROOT / "examples" / "inventory_tasks.jsonl")
+        data["sample"]["teachers"] = [{"name": "program", "policy": "program", "formats": ["function_calling"]}]
+        data["verify"]["step_values"] = {"teacher": {"endpoint": "fake", "temperature": 0.7}, "rollouts_per_step": 1}
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(data))
+        server.responder = follower(tmp_path / "run")
+        assert cli.main(["run", str(path), "--run-dir", str(tmp_path / "run"), "--stages", "synthesize,sample,verify"]) == 0
+    out = [r for p in sorted((tmp_path / "run" / "verified").glob("part-*.parquet")) for r in shards.read_shard(p, "trajectory")]
+    stateful = [r for r in out if r["passed"] and (r["ground_truth"] or {}).get("final_state") and len(r["steps"]) > 2]
+    assert stateful and len(server.completions) > 0
+    for row in stateful:
+        assert row["meta"]["step_values"]["problem"] is None, row["meta"]["step_values"]["problem"]
+        assert set(values(row)) == {1.0} and row["meta"]["step_values"]["first_error_step"] is None

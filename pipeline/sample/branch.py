@@ -12,21 +12,20 @@ the recorded one; one that differs means the environment cannot be rebuilt, and 
 
 `fork` does the same for an episode still running (sample/sport.py executes each candidate action in a fork).
 
-Built-in tools are deterministic and replay live (`LIVE`). Tools that are not (an MCP server, a user's module)
-must answer from their recorded calls instead: a replayer is any callable `(step, arguments, env, allowed) ->
-Observation`, and `replayer_for(row)` is the one place that chooses it, where a recording lookup (issue 17's
-`Recordings.episode(attempt).answer(tool, arguments)`) plugs in without changing the callers.
+The prefix replays live, environment tools included: a continuation calls tools the trajectory never called, in
+the state the prefix left, so a recording of the trajectory's calls (pipeline/environments/recordings.py) cannot
+stand in for the environment. The stage gives a live environment from its toolbox (an MCP server's or a module's
+tools re-executed in a fresh server), and an observation that differs from the recorded one is drift: the
+branch is refused.
 """
 
 import copy
 import json
-from typing import Callable
 
 from pipeline.formats import FORMATS
 from pipeline.sample.agent import Episode
-from pipeline.tools import TOOLS, Observation, run_action
+from pipeline.tools import available, run_action
 
-Replayer = Callable[[dict, object, object, list[str]], Observation]
 # What the stages add to a row's meta beyond its task's: not part of the task a continuation starts from.
 ROW_META = ("tools", "teacher", "sample_index", "task_source", "final_state", "sandbox", "conversation", "reflection",
             "parent_id", "feedback_round", "feedback", "first_bad_step", "step_judge", "pass_rate", "step_values",
@@ -35,21 +34,6 @@ ROW_META = ("tools", "teacher", "sample_index", "task_source", "final_state", "s
 
 class BranchError(Exception):
     """The environment cannot be rebuilt at the branch point (a replayed observation differs, bad arguments)."""
-
-
-def live(step: dict, arguments, env, allowed: list[str]) -> Observation:
-    """Execute a recorded action again: what deterministic built-in tools allow."""
-    return run_action(step["action_type"], step["tool_name"], arguments, env, allowed)
-
-
-LIVE: Replayer = live
-
-
-def replayer_for(row: dict) -> Replayer:
-    """How the prefix of `row` is replayed: the seam where recorded tool I/O plugs in. Every tool today is a
-    deterministic built-in and replays live; a row whose calls went to an external environment (an MCP server, a
-    user's module) gets a lookup of its recorded calls here (issue 17: the row's `meta.recording`)."""
-    return LIVE
 
 
 class Watched:
@@ -102,7 +86,7 @@ def prefix_messages(row: dict, upto: int) -> list[dict]:
     return copy.deepcopy(row["messages"][:end])
 
 
-def replay_steps(steps: list[dict], env, allowed: list[str], replayer: Replayer = LIVE) -> list[str]:
+def replay_steps(steps: list[dict], env, allowed: list[str]) -> list[str]:
     """Execute the actions of `steps` again, in order, in `env`; their observations (which must be the
     recorded ones, else BranchError)."""
     observations = []
@@ -113,28 +97,29 @@ def replay_steps(steps: list[dict], env, allowed: list[str], replayer: Replayer 
             arguments = json.loads(step["tool_arguments"] or "null")
         except json.JSONDecodeError:
             raise BranchError(f"step {step['index']}: tool_arguments is not JSON") from None
-        replayed = replayer(step, arguments, env, allowed).content
+        replayed = run_action(step["action_type"], step["tool_name"], arguments, env, allowed).content
         if replayed != step["observation"]:
             raise BranchError(f"step {step['index']}: replayed observation differs from the recorded one")
         observations.append(replayed)
     return observations
 
 
-def branch(row: dict, upto: int, env, replayer: Replayer | None = None) -> Episode:
-    """The episode of `row` holding its first `upto` steps, their actions replayed into the fresh `env` (by
-    `replayer_for(row)` unless given); raises BranchError when the environment does not come back as recorded."""
+def branch(row: dict, upto: int, env) -> Episode:
+    """The episode of `row` holding its first `upto` steps, their actions replayed into the fresh `env`;
+    raises BranchError when the environment does not come back as recorded."""
     if upto not in branch_points(row):
         raise BranchError(f"cannot branch at step {upto} (not a message boundary, or a conversation)")
     allowed = tool_names(row)
     steps = copy.deepcopy(row["steps"][:upto])
-    observations = replay_steps(steps, env, allowed, replayer or replayer_for(row))
-    tools = [TOOLS[name].spec() for name in allowed if name in TOOLS]
+    observations = replay_steps(steps, env, allowed)
+    reachable = available(env)
+    tools = [reachable[name].spec() for name in allowed if name in reachable]
     return Episode(task_of(row), FORMATS[row["format"]], tools, prefix_messages(row, upto), steps, observations)
 
 
-def fork(episode: Episode, env, replayer: Replayer = LIVE) -> Episode:
+def fork(episode: Episode, env) -> Episode:
     """A copy of an episode in progress whose actions are replayed into the fresh `env`: the same state, its
     own environment (step-wise candidate sampling executes each candidate in such a copy)."""
     steps = copy.deepcopy(episode.steps)
-    observations = replay_steps(steps, env, episode.task["tools"], replayer)
+    observations = replay_steps(steps, env, episode.task["tools"])
     return Episode(episode.task, episode.fmt, episode.tools, copy.deepcopy(episode.messages), steps, observations)

@@ -100,5 +100,7 @@ class CandidatePolicy:
                 return step["error"] is None, step["error"] or "executed without an error", spent
             if played.error and rest is not None and rest.request_failed:
                 return False, played.error, spent
+            if env.recording is not None:  # environment tools: the replay check reads the fork's calls
+                played.recording = env.recording.meta()
             passed = await asyncio.to_thread(self.outcome, played, env)
             return passed, "the episode passes the program checks" if passed else "the episode fails the program checks", spent

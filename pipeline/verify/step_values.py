@@ -33,7 +33,7 @@ from pipeline.llm import transient
 from pipeline.sample.agent import ZERO_USAGE, run_episode
 from pipeline.sample.branch import BranchError, Watched, branch, branch_points, executed, task_of
 from pipeline.sample.llm_policy import LLMPolicy
-from pipeline.tools import Env, final_state
+from pipeline.tools import final_state
 
 
 @dataclass
@@ -176,7 +176,8 @@ class StepValues:
         sample = self.config["sample"]
         policy = Watched(LLMPolicy(self.client, self.teacher, [row["id"], "step_value", upto - 1, r], self.spec["seed"] + r))
         task = task_of(row)
-        with Env(row.get("environment"), sample["max_observation_chars"], sample["sandbox"]) as env:
+        label = f"{row['id']}/step_value/{upto - 1}/{r}"
+        async with self.sampler.toolbox.episode(task["tools"], task["environment"], sample["max_observation_chars"], sample["sandbox"], label) as env:
             try:
                 start = await asyncio.to_thread(branch, row, upto, env)
             except BranchError as exc:
@@ -184,6 +185,8 @@ class StepValues:
             episode = await run_episode(task, policy, start.fmt, env, self.teacher["max_steps"], start=start)
             if policy.request_failed:
                 return Rollout(None, usage=episode.usage)
+            if env.recording is not None:  # environment tools: the replay check reads the continuation's calls
+                episode.recording = env.recording.meta()
             passed = await asyncio.to_thread(self.verified, task, row, episode, env, r)
         first = episode.steps[upto] if len(episode.steps) > upto else None
         if first is None:
