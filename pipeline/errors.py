@@ -8,3 +8,9 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+
+def storage_error(path, reason: str, kept: str = "finished shards are kept") -> UserError:
+    """What a write that failed (a full disk, a quota, a read-only folder) tells the user: the file, the reason,
+    what is intact and how to go on."""
+    return UserError(f"cannot write {path}: {reason}; {kept}: free space and re-run the same command to resume")

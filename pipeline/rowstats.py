@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+
+from pipeline import shards
 
 
 def add_stats(total: dict, stats: dict) -> None:
@@ -19,12 +20,12 @@ def add_stats(total: dict, stats: dict) -> None:
 
 
 def shard_rows(path: Path) -> dict:
-    return {"rows_out": pq.read_metadata(path).num_rows}
+    return {"rows_out": shards.rows_of(path)}
 
 
 def trajectory_stats(path: Path) -> dict:
     """Rows, passed, errors, tokens, cost, failed checks and the funnel of one trajectory shard."""
-    table = pq.read_table(path)
+    table = shards.read_parquet(path)
     stats = {"rows_out": table.num_rows}
     stats["passed"] = int(pc.sum(pc.fill_null(table["passed"], False).cast("int64")).as_py() or 0)
     stats["errors"] = table.num_rows - table["error"].null_count

@@ -8,13 +8,12 @@ own shards.
 
 import asyncio
 import fcntl
-import os
 from pathlib import Path
 
 import yaml
 
+from pipeline import atomic, executors, report
 from pipeline import config as configlib
-from pipeline import executors, report
 from pipeline.errors import UserError
 from pipeline.llm import endpoints, local
 from pipeline.publish import stage as publish
@@ -25,24 +24,37 @@ from pipeline.summary import format_summary
 def open_run(config: configlib.Config, run_dir: Path | None, reconfigure: bool = False) -> Path:
     """Create or reopen the run directory; refuse one made by a different config unless `reconfigure`."""
     run_dir = Path(run_dir) if run_dir else Path("runs") / config.name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the run directory {run_dir}: {exc.strerror or exc}") from None
     saved = run_dir / "config.yaml"
     with open(run_dir / ".config.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if saved.exists():
-            old = yaml.safe_load(saved.read_text())
+        if saved.exists() and not reconfigure:
+            old = _saved_config(saved)
             diffs = configlib.differences(old, config.data)
-            if diffs and not reconfigure:
+            if diffs:
                 previous = configlib.Config(old, saved)
                 changed = [s for s in configlib.STAGES if previous.stage_hash(s) != config.stage_hash(s)]
                 raise UserError(
-                    f"{run_dir} was made by a different config: {'; '.join(diffs[:6])}{' ...' if len(diffs) > 6 else ''}. "
+                    f"{run_dir} was made by a different config: {'; '.join(diffs[:6])}{f' (and {len(diffs) - 6} more)' if len(diffs) > 6 else ''}. "
                     f"This changes the output of: {', '.join(changed)}. Re-run with --reconfigure to redo those stages "
                     f"in place, or pass a new --run-dir.")
-        tmp = saved.with_name(f".config.yaml.{os.getpid()}.tmp")
-        tmp.write_text(yaml.safe_dump(config.data, sort_keys=False))
-        os.replace(tmp, saved)
+        atomic.write_text(saved, yaml.safe_dump(config.data, sort_keys=False))
     return run_dir
+
+
+def _saved_config(saved: Path) -> dict:
+    """The config a run directory was made with."""
+    try:
+        old = yaml.safe_load(saved.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        old = exc
+    if not isinstance(old, dict):
+        raise UserError(f"{saved}: not the config this run was made with ({' '.join(str(old).split())[:120]}); restore it, "
+                        "or re-run with --reconfigure to put this config there")
+    return old
 
 
 def preflight(stages: list[str], config: configlib.Config, executor: dict) -> None:
@@ -67,6 +79,8 @@ def run_stages(stages: list[str], config: configlib.Config, run_dir: Path, spec:
     ...} (default: local). `preflight` has checked them."""
     options = {"name": "local", "address": None, **(executor or {}), "workers": config["run"]["workers"]}
     summaries = []
+    for folder in [run_dir, *(run_dir / name for name in configlib.STAGE_DIRS.values())]:
+        atomic.clean(folder)  # what killed processes of any stage left
     with local.Serving(run_dir) as serving:
         for name in [s for s in configlib.STAGES if s in stages]:
             summary = executors.run_stage(name, config, run_dir, spec, options, serving)

@@ -9,18 +9,19 @@ stage hash, holds no transient failure and was made from the input shard that is
 import asyncio
 import contextlib
 import gc
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
+from pipeline import atomic, shards
 from pipeline import config as configlib
-from pipeline import shards
 from pipeline.errors import UserError
 from pipeline.llm import transient
 from pipeline.sample.stage import SampleStage
 from pipeline.synthesize.stage import SynthesizeStage
 from pipeline.verify.stage import VerifyStage
+
+log = logging.getLogger("trajforge")
 
 ROW_STAGES = {"synthesize": SynthesizeStage, "sample": SampleStage, "verify": VerifyStage}
 
@@ -82,32 +83,45 @@ class ShardJob:
         return self.in_dir / shards.shard_name(k)
 
     def input_count(self, k: int) -> int:
-        """Rows in input shard k (plan items for synthesize)."""
+        """Rows in input shard k (plan items for synthesize; 0 for an input that is missing or damaged)."""
         if self.in_dir is None:
             return len(self.plan[k])
-        path = self.in_path(k)
-        return pq.read_metadata(path).num_rows if path.exists() else 0
+        return shards.rows_of(self.in_path(k))
 
     def expected_rows(self, todo: list[int]) -> int:
         """What the stage will write for shards `todo`: the total of a progress bar."""
         return sum(self.stage.expected_outputs(self.input_count(k)) for k in todo)
 
     def todo(self, selected: list[int]) -> list[int]:
-        """The selected shards that are not done; refuses when the stage before has not made their inputs."""
+        """The selected shards that are not done, after removing what killed writers left; refuses when the
+        stage before has not made their inputs (or they are damaged). A damaged shard is named and redone."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        shards.clean_stale_temps(self.out_dir)
-        todo = [k for k in selected if not shards.is_done(self.out_path(k), self.stage.stage_hash, self.input_fingerprint(k))]
+        atomic.clean(self.out_dir)
+        todo = [k for k in selected if not self.done(k)]
         if self.in_dir is not None:
             previous = configlib.PREVIOUS[self.name]
-            missing = [shards.shard_name(k) for k in todo if not shards.is_finished(self.in_path(k), self.config.stage_hash(previous))]
+            missing = [k for k in todo if not shards.is_finished(self.in_path(k), self.config.stage_hash(previous))]
             if missing:
-                raise UserError(f"{self.in_dir}: {self.name} needs {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} "
-                                f"from {previous} (missing or made by another config); run `trajforge {previous}` first")
+                named = [shards.shard_name(k) + (f" ({why})" if (why := shards.damage(self.in_path(k))) else "") for k in missing[:5]]
+                raise UserError(f"{self.in_dir}: {self.name} needs {', '.join(named)}{' ...' if len(missing) > 5 else ''} "
+                                f"from {previous} (missing, damaged or made by another config); run `trajforge {previous}` first")
+        for k in todo:
+            why = shards.damage(self.out_path(k))
+            if why:
+                log.warning(f"{self.out_path(k)}: {why}; redoing it")
         return todo
 
+    def done(self, k: int) -> bool:
+        """Shard k is done, and was made from the input that is there now (a damaged input: it was not)."""
+        fingerprint = self.input_fingerprint(k)
+        if fingerprint is None and self.in_dir is not None and self.in_path(k).exists():
+            return False
+        return shards.is_done(self.out_path(k), self.stage.stage_hash, fingerprint)
+
     def input_fingerprint(self, k: int) -> str | None:
-        """The checksum of input shard k (None for synthesize, whose input is the plan, or a missing input)."""
-        if self.in_dir is None or not self.in_path(k).exists():
+        """The checksum of input shard k (None for synthesize, whose input is the plan, or a missing or damaged
+        input)."""
+        if self.in_dir is None:
             return None
         return shards.fingerprint(self.in_path(k))
 

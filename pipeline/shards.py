@@ -1,32 +1,32 @@
 """Parquet shards: atomic writes, done-ness by stage hash, per-shard markers and the stage manifest.
 
 A shard is written to a temporary name and renamed into place when complete. Its stage hash lives in the
-Parquet footer, so a finished shard is recognised from the file alone; a marker file written after the
-rename carries its row count and checksum, from which `_manifest.json` is regenerated (under a lock, so
-several `--shard` processes can share one stage directory).
+Parquet footer; a marker file written after the rename records its rows, size and sha256 as written, from
+which `_manifest.json` is regenerated (under a lock, so several `--shard` processes can share one stage
+directory). A shard counts only once it matches its marker (`examine`): a truncated file, bytes changed in
+the middle, a marker edited by hand or missing make it damaged, and its stage redoes it.
 
 The footer also says how many transient failures (pipeline/llm/transient.py) the shard holds and which
-input it was made from (the input shard's checksum). A shard is *finished* when it carries the stage hash:
-the next stage may read it. It is *done*, and skipped by a re-run of its own stage, when moreover it holds
-no transient failure and was made from the input that is there now: a shard whose rows wait for a retry is
-redone by the next run (finished work comes from the cache), and then every shard made from it is redone too.
+input it was made from (the input shard's checksum). A shard is *finished* when it is intact and carries the
+stage hash: the next stage may read it. It is *done*, and skipped by a re-run of its own stage, when moreover
+it holds no transient failure and was made from the input that is there now: a shard whose rows wait for a
+retry is redone by the next run (finished work comes from the cache), and then every shard made from it is
+redone too.
 """
 
 import fcntl
 import hashlib
 import json
 import os
-import socket
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import atomic, schema
 from pipeline import rows as rowlib
-from pipeline import schema
-from pipeline.errors import UserError
+from pipeline.errors import UserError, storage_error
 
 HASH_KEY = "trajforge.stage_hash"
 PENDING_KEY = "trajforge.pending"  # transient failures the shard holds
@@ -48,6 +48,10 @@ def footer(path: Path) -> dict | None:
         meta = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowInvalid):
         return None
+    return _footer_fields(meta)
+
+
+def _footer_fields(meta: dict) -> dict:
     value = lambda key: meta[key.encode()].decode() if key.encode() in meta else None  # noqa: E731
     return {"stage_hash": value(HASH_KEY), "pending": int(value(PENDING_KEY) or 0), "input": value(INPUT_KEY)}
 
@@ -58,28 +62,79 @@ def stage_hash_of(path: Path) -> str | None:
     return found["stage_hash"] if found else None
 
 
+_verified: dict[tuple, dict] = {}  # (shard and marker as stat sees them) -> record: each file is read once a run
+
+
+def examine(path: Path) -> tuple[dict | None, str | None]:
+    """What a shard file is: (record, None) for a finished shard that matches what its done-marker recorded when
+    it was written (its size, then its footer's rows and stage hash, then its sha256); (None, why) for one that
+    does not (truncated, bytes changed, a hand-edited or missing marker); (None, None) when there is no file.
+    record: {rows, size, sha256, stage_hash, pending, input}. A check passed is remembered while neither file
+    changes, so the stages of one run hash each shard once."""
+    marker = _marker(path)
+    try:
+        stats = path.stat()
+    except FileNotFoundError:
+        return None, None
+    try:
+        mstats = marker.stat()
+        info = json.loads(marker.read_text())
+    except FileNotFoundError:
+        return None, "no done-marker (its writer stopped before finishing it)"
+    except (OSError, ValueError):
+        return None, f"its done-marker {marker.name} is unreadable"
+    key = (str(path), stats.st_size, stats.st_mtime_ns, stats.st_ino, mstats.st_size, mstats.st_mtime_ns, mstats.st_ino)
+    if key in _verified:
+        return _verified[key], None
+    if not isinstance(info, dict) or not isinstance(info.get("sha256"), str) or not isinstance(info.get("rows"), int):
+        return None, f"its done-marker {marker.name} is not one trajforge wrote"
+    if info.get("size", stats.st_size) != stats.st_size:  # markers of older versions have no size
+        return None, f"{stats.st_size} bytes, {info['size']} when it was written (truncated or changed)"
+    try:
+        meta = pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return None, "its Parquet footer is unreadable"
+    fields = _footer_fields(meta.metadata or {})
+    if fields["stage_hash"] != info.get("stage_hash"):
+        return None, f"its done-marker {marker.name} belongs to another version of the file"
+    if meta.num_rows != info["rows"]:
+        return None, f"its done-marker says {info['rows']} rows, the file holds {meta.num_rows}"
+    if sha256_file(path) != info["sha256"]:
+        return None, "its bytes changed since it was written (sha256 differs from its done-marker)"
+    record = {"rows": meta.num_rows, "size": stats.st_size, "sha256": info["sha256"], **fields}
+    _verified[key] = record
+    return record, None
+
+
+def damage(path: Path) -> str | None:
+    """Why the shard at `path` cannot be trusted, or None when it is sound or absent."""
+    return examine(path)[1]
+
+
 def is_finished(path: Path, stage_hash: str) -> bool:
-    """Written by this stage config (it may still hold rows waiting for a retry): the next stage may read it."""
-    return stage_hash_of(path) == stage_hash
+    """Written by this stage config and intact (it may still hold rows waiting for a retry): the next stage may
+    read it."""
+    record, _ = examine(path)
+    return record is not None and record["stage_hash"] == stage_hash
 
 
 def is_done(path: Path, stage_hash: str, input_fingerprint: str | None = None) -> bool:
     """Finished, with no transient failure, and (when given) made from the input whose fingerprint is given."""
-    found = footer(path)
-    return (found is not None and found["stage_hash"] == stage_hash and found["pending"] == 0
-            and (input_fingerprint is None or found["input"] == input_fingerprint))
+    record, _ = examine(path)
+    return (record is not None and record["stage_hash"] == stage_hash and record["pending"] == 0
+            and (input_fingerprint is None or record["input"] == input_fingerprint))
 
 
-def fingerprint(path: Path) -> str:
-    """The checksum of a finished shard: from its done-marker when that matches the file, else computed."""
-    marker = _marker(path)
-    try:
-        info = json.loads(marker.read_text())
-        if info.get("stage_hash") == stage_hash_of(path) and info.get("sha256"):
-            return info["sha256"]
-    except (OSError, ValueError):
-        pass
-    return sha256_file(path)
+def fingerprint(path: Path) -> str | None:
+    """The checksum of a finished, intact shard (verified against its done-marker); None for any other file."""
+    record, _ = examine(path)
+    return record["sha256"] if record else None
+
+
+def rows_of(path: Path) -> int:
+    """Rows of a finished, intact shard; 0 for any other file."""
+    record, _ = examine(path)
+    return record["rows"] if record else 0
 
 
 def sha256_file(path: Path) -> str:
@@ -88,18 +143,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _temp_name(path: Path) -> Path:
-    """A temp name of this host, process and thread (stages write shards from worker threads)."""
-    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}-{threading.get_ident()}.tmp")
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Readers (another thread or process regenerating the manifest) see the old text or the new, never half."""
-    tmp = _temp_name(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def invalid_rows(rows: list[dict], kind: str) -> list[str]:
@@ -111,48 +154,60 @@ def invalid_rows(rows: list[dict], kind: str) -> list[str]:
     return found
 
 
-def write_table_atomic(path: Path, table: pa.Table, **parquet_options) -> None:
-    """Write to a temp name, fsync, rename into place: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(path)
+def write_table_atomic(path: Path, table: pa.Table, **parquet_options) -> dict:
+    """Write to a temp name, fsync, rename into place: readers never see half a file. Returns the {size, sha256}
+    of what was written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(path.parent, exc.strerror or str(exc)) from None
+    tmp = atomic.temp_path(path)
     try:
         pq.write_table(table, tmp, **parquet_options)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        written = {"size": tmp.stat().st_size, "sha256": sha256_file(tmp)}
         os.replace(tmp, path)
     except OSError as exc:  # a full disk or a quota: finished shards stay, this one is simply not there
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}; finished shards are kept: free space and "
-                        "re-run the same command to resume") from None
+        raise storage_error(path, exc.strerror or str(exc)) from None
     finally:
         tmp.unlink(missing_ok=True)
+    return written
 
 
-def write_shard(path: Path, rows: list[dict], kind: str, stage_hash: str, marker: bool = True, pending: int = 0,
-                input_fingerprint: str | None = None) -> None:
-    """Validate every row against the `kind` schema, then write the shard atomically with its stage hash, the
-    number of transient failures it holds and its input's fingerprint (and, with `marker`, the done-marker the
-    stage manifest is built from)."""
-    problems = invalid_rows(rows, kind)
-    if problems:
-        raise RuntimeError(f"refusing to write {path}: {len(problems)} schema violation(s), first: {problems[0]}")
+def write_finished(path: Path, table: pa.Table, stage_hash: str, pending: int = 0, input_fingerprint: str | None = None) -> None:
+    """Write `table` as a finished shard: atomically, with its stage hash, the number of transient failures it
+    holds and its input's fingerprint in the footer, then its done-marker (rows, size, sha256), from which the
+    stage manifest is built and against which the next run checks the file."""
     metadata = {HASH_KEY: stage_hash, PENDING_KEY: str(pending)}
     if input_fingerprint:
         metadata[INPUT_KEY] = input_fingerprint
-    write_table_atomic(path, rowlib.to_table(rows, kind, metadata=metadata))
-    if marker:
-        _write_text_atomic(_marker(path), json.dumps({"rows": len(rows), "sha256": sha256_file(path), "stage_hash": stage_hash,
-                                                      "pending": pending}))
+    written = write_table_atomic(path, table.replace_schema_metadata(metadata))
+    atomic.write_text(_marker(path), json.dumps({"rows": table.num_rows, **written, "stage_hash": stage_hash, "pending": pending}))
 
 
-def read_table(path: Path, kind: str) -> pa.Table:
-    """Read a Parquet file of `kind` rows; an unreadable file or missing columns is a UserError naming the file."""
+def write_shard(path: Path, rows: list[dict], kind: str, stage_hash: str, pending: int = 0,
+                input_fingerprint: str | None = None) -> None:
+    """Validate every row against the `kind` schema, then write it as a finished shard (`write_finished`)."""
+    problems = invalid_rows(rows, kind)
+    if problems:
+        raise RuntimeError(f"refusing to write {path}: {len(problems)} schema violation(s), first: {problems[0]}")
+    write_finished(path, rowlib.to_table(rows, kind), stage_hash, pending, input_fingerprint)
+
+
+def read_parquet(path: Path, **options) -> pa.Table:
+    """pq.read_table, with an absent or unreadable file a UserError naming it."""
     try:
-        table = pq.read_table(path)
+        return pq.read_table(path, **options)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except (OSError, pa.ArrowException) as exc:
         raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
-    table = rowlib.conform(table, kind)
+
+
+def read_table(path: Path, kind: str) -> pa.Table:
+    """Read a Parquet file of `kind` rows; an unreadable file or missing columns is a UserError naming the file."""
+    table = rowlib.conform(read_parquet(path), kind)
     missing = [name for name in rowlib.SCHEMAS[kind].names if name not in table.column_names]
     if missing:
         raise UserError(f"{path}: not a {kind} file: missing column(s) {', '.join(missing)}")
@@ -173,29 +228,6 @@ def read_shard(path: Path, kind: str, validate: bool = True) -> list[dict]:
     return rows
 
 
-def clean_stale_temps(directory: Path) -> int:
-    """Remove temp files left by processes of this host that are gone (killed mid-write)."""
-    removed = 0
-    host = socket.gethostname()
-    for tmp in directory.glob(".*.tmp"):
-        stem, owner, _ = tmp.name.rsplit(".", 2)  # .NAME.HOST.PID-THREAD.tmp; HOST may contain dots
-        pid = owner.split("-")[0]
-        if stem.endswith("." + host) and pid.isdigit() and not _alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextmanager
 def locked(directory: Path):
     """An exclusive lock on a stage directory's manifest (flock: released if the process dies)."""
@@ -209,30 +241,23 @@ def locked(directory: Path):
 
 
 def write_manifest(directory: Path, stage: str, stage_hash: str, num_shards: int) -> dict:
-    """Regenerate `_manifest.json` from the shards' footers and markers; returns it."""
+    """Regenerate `_manifest.json` from the shards that are finished and intact; returns it."""
     with locked(directory):
         shards = {}
         for k in range(num_shards):
             path = directory / shard_name(k)
-            found = footer(path)
-            if found is None or found["stage_hash"] is None:
-                continue
-            marker = _marker(path)
-            info = json.loads(marker.read_text()) if marker.exists() else {}
-            if info.get("stage_hash") != found["stage_hash"]:
-                info = {"rows": pq.read_metadata(path).num_rows, "sha256": sha256_file(path), "stage_hash": found["stage_hash"],
-                        "pending": found["pending"]}
-                _write_text_atomic(marker, json.dumps(info))
-            shards[path.name] = info
-        done = [name for name, info in shards.items() if info["stage_hash"] == stage_hash and not info.get("pending")]
+            record, _ = examine(path)
+            if record is not None:
+                shards[path.name] = {key: record[key] for key in ("rows", "size", "sha256", "stage_hash", "pending")}
+        done = [name for name, info in shards.items() if info["stage_hash"] == stage_hash and not info["pending"]]
         manifest = {
             "stage": stage,
             "stage_hash": stage_hash,
             "num_shards": num_shards,
             "complete": len(done) == num_shards,
             "rows": sum(shards[name]["rows"] for name in done),
-            "pending": sum(info.get("pending", 0) for info in shards.values() if info["stage_hash"] == stage_hash),
+            "pending": sum(info["pending"] for info in shards.values() if info["stage_hash"] == stage_hash),
             "shards": shards,
         }
-        _write_text_atomic(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+        atomic.write_text(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
         return manifest

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -114,7 +115,7 @@ def write_shard(job: tuple[Path, int, int]) -> int:
     columns["meta"] = [META] * len(rows)
     storage = rowlib.storage_schema(rowlib.TRAJECTORY)
     table = pa.table({f.name: pa.array(columns[f.name], f.type) for f in storage}).cast(rowlib.TRAJECTORY)
-    shards.write_table_atomic(path, table.replace_schema_metadata({shards.HASH_KEY: VERIFY_HASH}))
+    shards.write_finished(path, table, VERIFY_HASH)
     return count
 
 
@@ -136,7 +137,7 @@ def run_curate(root: Path, num_shards: int) -> None:
     stage = CurateStage(bench_config(root), "bench-curate", VERIFY_HASH, num_shards)
     began = time.perf_counter()
     stage.prepare(root / "verified")
-    summary = stage.run(root / "verified", root / "dataset", lambda n: None)
+    summary = stage.run(root / "verified", root / "dataset", lambda desc, total: tqdm(disable=True))
     seconds = time.perf_counter() - began
     own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     main_mb, worker_mb = own.ru_maxrss / 1024, workers.ru_maxrss / 1024

@@ -39,3 +39,24 @@ def run_cli(*args, cwd=None, check=False, timeout=600) -> subprocess.CompletedPr
     if check and proc.returncode != 0:
         raise AssertionError(f"trajforge {' '.join(map(str, args))} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def limit_file_size(limit: int):
+    """A preexec_fn: files of the child may not grow past `limit` bytes (a write past it fails with EFBIG, as a
+    full disk fails with ENOSPC)."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def stray_temporaries(folder) -> list:
+    """Temporary files and folders trajforge writes (.NAME.HOST.PID-THREAD.tmp or .old) anywhere under `folder`."""
+    import re
+
+    pattern = re.compile(r"^\..+\.\d+-\d+\.(tmp|old)$|^\..*\.(tmp|old)(\.\d+)?$|\.part$")
+    return [p for p in Path(folder).rglob("*") if pattern.match(p.name)]

@@ -4,7 +4,6 @@ After a re-run the dataset must equal a fault-free run's: nothing lost, nothing 
 import json
 import os
 import random
-import resource
 import signal
 import subprocess
 import time
@@ -12,7 +11,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import ROOT, TRAJFORGE, run_cli, small_config
+from tests.conftest import ROOT, TRAJFORGE, limit_file_size, run_cli, small_config, stray_temporaries
 
 STAGE_DIRS = {"synthesize": "tasks", "sample": "trajectories", "verify": "verified"}
 
@@ -57,16 +56,8 @@ def test_kill_at_random_points_then_rerun_gives_the_fault_free_dataset(reference
     run_cli("run", config, "--run-dir", run_dir, check=True)
     for folder in ("tasks", "trajectories", "verified", "dataset"):
         assert all_ids(run_dir, folder) == all_ids(clean, folder), folder
-        assert not list((run_dir / folder).rglob(".*.tmp")), folder
+    assert not stray_temporaries(run_dir)
     assert json.loads((run_dir / "verified" / "_manifest.json").read_text())["complete"] is True
-
-
-def limit_file_size(limit: int):
-    def apply():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, like ENOSPC
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
 
 
 def test_full_disk_is_a_clear_error_and_keeps_finished_shards(reference, tmp_path):
@@ -78,7 +69,7 @@ def test_full_disk_is_a_clear_error_and_keeps_finished_shards(reference, tmp_pat
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "cannot write" in proc.stderr and "re-run the same command to resume" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert not list(run_dir.rglob(".*.tmp"))
+    assert not stray_temporaries(run_dir)
     assert all_ids(run_dir, "tasks") == all_ids(clean, "tasks")  # what was finished before is intact
     run_cli("run", config, "--run-dir", run_dir, check=True)
     assert all_ids(run_dir, "dataset") == all_ids(clean, "dataset")

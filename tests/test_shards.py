@@ -8,7 +8,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import shards
+from pipeline import atomic, shards
 from pipeline.errors import UserError
 from tests.conftest import ROOT, TRAJFORGE, run_cli, small_config
 from tests.helpers import make_task
@@ -61,7 +61,7 @@ def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
     other_host = tmp_path / f".part-00002.parquet.node7.cluster.example.{dead.stdout.strip()}-140001.tmp"
     for path in (stale, live, other_host):
         path.write_text("half")
-    assert shards.clean_stale_temps(tmp_path) == 1
+    assert atomic.clean(tmp_path) == 1
     assert not stale.exists() and live.exists() and other_host.exists()  # another host's process may be alive
 
 

@@ -8,9 +8,7 @@ Monte Carlo step values (verify/step_values.py)."""
 import asyncio
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import pyarrow.parquet as pq
-
-from pipeline import environments
+from pipeline import environments, shards
 from pipeline import schema_repair as repair
 from pipeline.llm import transient
 from pipeline.llm.endpoints import Endpoints, summed_stats
@@ -82,7 +80,7 @@ class VerifyStage:
         """The summary of finished verified shards `paths`: as sample's, plus failed checks and the committee's
         figures over all of them (agreement and kappa are not sums of shards')."""
         summary = summed(paths, trajectory_stats)
-        tables = [pq.read_table(path, columns=["judgments", "checks"]) for path in paths]
+        tables = [shards.read_parquet(path, columns=["judgments", "checks"]) for path in paths]
         summary["judges"] = run_stats([pair for t in tables for pair in zip(t["judgments"].to_pylist(), t["checks"].to_pylist())])
         summary.update(step_values.summary(paths))
         return summary
