@@ -11,6 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.errors import UserError
+
 # Parquet leaf paths: reading `steps.list.element.error` reads that field of every step and nothing else.
 COLUMNS = ["id", "task_id", "source", "domain", "format", "instruction", "passed", "score", "error", "split", "meta",
            "checks.list.element.name", "checks.list.element.passed", "checks.list.element.detail",
@@ -20,10 +22,14 @@ VERDICTS = ("pass", "fail", "no quorum", "not judged")
 
 
 def read_columns(path, columns: list[str] = COLUMNS) -> pa.Table:
-    """The facet columns a shard has (curated shards have `split`, earlier stages do not)."""
-    parquet = pq.ParquetFile(path)
-    present = set(parquet.schema_arrow.names)
-    return parquet.read(columns=[c for c in columns if c.split(".")[0] in present])
+    """The facet columns a shard has (curated shards have `split`, earlier stages do not); an unreadable file is
+    a UserError naming it."""
+    try:
+        parquet = pq.ParquetFile(path)
+        present = set(parquet.schema_arrow.names)
+        return parquet.read(columns=[c for c in columns if c.split(".")[0] in present])
+    except (OSError, pa.ArrowException) as exc:
+        raise UserError(f"{path}: not a readable Parquet file ({exc}); re-run its stage to redo it") from None
 
 
 def error_kind(errors: pa.Array) -> pa.Array:

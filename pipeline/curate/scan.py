@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import rensa
 
 from pipeline.curate import decontam, textsig
+from pipeline.errors import UserError
 
 # A row's fate: 0 = kept, i = REASONS[i - 1]. The funnel in the report counts rows per reason.
 REASONS = ("not passed", "score below min", "failed required check", "steps out of range", "length out of range",
@@ -46,6 +47,8 @@ class Stats:
 
     verified: int = 0
     passed: int = 0
+    sources: Counter = field(default_factory=Counter)  # rows per source (program, llm:<model>, ...)
+    sources_passed: Counter = field(default_factory=Counter)
     checks: Counter = field(default_factory=Counter)
     checks_passed: Counter = field(default_factory=Counter)
     judges: Counter = field(default_factory=Counter)
@@ -87,10 +90,15 @@ class Scan:
 def read_columns(path: Path, names: list[str]) -> pa.Table:
     """Selected top-level columns and nested leaves (e.g. steps.list.element.thought) of a Parquet file: a list
     of structs comes back holding only the chosen fields, so unneeded text is never decompressed."""
-    parquet = pq.ParquetFile(path)
-    paths = [parquet.schema.column(i).path for i in range(parquet.metadata.num_columns)]
-    indices = [paths.index(name) for name in names]
-    return parquet.reader.read_all(column_indices=indices)
+    try:
+        parquet = pq.ParquetFile(path)
+        paths = [parquet.schema.column(i).path for i in range(parquet.metadata.num_columns)]
+        missing = [name for name in names if name not in paths]
+        if missing:
+            raise UserError(f"{path}: not a trajectory shard: no column {missing[0]}")
+        return parquet.reader.read_all(column_indices=[paths.index(name) for name in names])
+    except (OSError, pa.ArrowException) as exc:
+        raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
 def _per_row(values: np.ndarray, parents: np.ndarray, rows: int) -> np.ndarray:
@@ -148,6 +156,7 @@ def task_counts(task_ids: pa.ChunkedArray, rates: np.ndarray, band: np.ndarray) 
 
 def shard_stats(table: pa.Table, passed: np.ndarray) -> Stats:
     stats = Stats(verified=table.num_rows, passed=int(passed.sum()))
+    stats.sources, stats.sources_passed = _counts(table.column("source"), passed)
     checks, _ = _list_parts(table, "checks")
     stats.checks, stats.checks_passed = _counts(checks.field("name"), _bool(checks.field("passed")))
     judgments, parents = _list_parts(table, "judgments")

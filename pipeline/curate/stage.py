@@ -10,19 +10,19 @@ a temporary folder that replaces `dataset/` only when complete.
 import functools
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from pipeline import shards
+from pipeline import atomic, shards
 from pipeline.curate import decontam, dedup, mix, scan, textsig, views
+from pipeline.curate import manifest
 from pipeline.curate.split import assign_splits
 from pipeline.curate.write import write_splits
 from pipeline.environments import recordings
-from pipeline.errors import UserError
+from pipeline.errors import UserError, storage_error
 from pipeline.publish import card
 
 log = logging.getLogger("trajforge")
@@ -32,19 +32,12 @@ REPORT = "_report.json"
 
 def verified_paths(in_dir: Path, verify_hash: str, num_shards: int) -> list[Path]:
     paths = [in_dir / shards.shard_name(k) for k in range(num_shards)]
-    missing = [p.name for p in paths if not shards.is_finished(p, verify_hash)]
+    missing = [p for p in paths if not shards.is_finished(p, verify_hash)]
     if missing:
-        raise UserError(f"{in_dir}: curate needs every verified shard; not done: {', '.join(missing[:5])}"
+        named = [p.name + (f" ({why})" if (why := shards.damage(p)) else "") for p in missing[:5]]
+        raise UserError(f"{in_dir}: curate needs every verified shard; not done: {', '.join(named)}"
                         f"{' ...' if len(missing) > 5 else ''} (run `trajforge verify` first)")
     return paths
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    old = final.with_name(f".{final.name}.old.{os.getpid()}")
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def decide(result: scan.Scan, section: dict, seed: int) -> tuple[np.ndarray, list[dict], dict]:
@@ -112,10 +105,11 @@ class CurateStage:
         """Curated with this stage hash, from the verified shards that are there now, and with the same
         decontamination references (their contents, not only their names: an updated benchmark file re-runs
         curate)."""
-        manifest = out_dir / shards.MANIFEST
-        if not manifest.exists():
+        written, damaged = manifest.read(out_dir)
+        if damaged:
+            log.warning(f"{damaged}; curating again")
+        if written is None:
             return False
-        written = json.loads(manifest.read_text())
         if written.get("stage_hash") != self.stage_hash or written.get("inputs") != self.inputs(in_dir):
             return False
         if written.get("references") != self.references_fingerprint:
@@ -126,9 +120,9 @@ class CurateStage:
     @staticmethod
     def reused_summary(out_dir: Path) -> dict:
         """The summary of a curate that is already done (nothing written)."""
-        manifest = json.loads((out_dir / shards.MANIFEST).read_text())
-        return {"stage": "curate", "reused": 1, "written": 0, "rows_out": sum(manifest["splits"].values()),
-                **{f"{s}_rows": n for s, n in manifest["splits"].items()}}
+        written = json.loads((out_dir / manifest.NAME).read_text())  # `is_done` checked it against the files
+        return {"stage": "curate", "reused": 1, "written": 0, "rows_out": sum(written["splits"].values()),
+                **{f"{s}_rows": n for s, n in written["splits"].items()}}
 
     def shard_sizes(self, result: scan.Scan) -> tuple[int, int]:
         rows = max(result.catalog.num_rows, 1)
@@ -145,8 +139,11 @@ class CurateStage:
         return paths
 
     def run(self, in_dir: Path, out_dir: Path, progress) -> dict:
+        """Curate the verified shards in `in_dir` into `out_dir`, which is replaced only once complete; `progress`
+        (description, total rows) -> a tqdm-like bar, one for each of the two passes."""
         paths = self.prepare(in_dir) if self.references is None else verified_paths(in_dir, self.verify_hash, self.num_shards)
-        result = scan.scan(paths, self.section, self.references, progress)
+        with progress("curate: scan", sum(map(shards.rows_of, paths))) as bar:
+            result = scan.scan(paths, self.section, self.references, bar.update)
         seed = self.config["run"]["seed"]
         reason, mix_table, lsh = decide(result, self.section, seed)
         kept = np.flatnonzero(reason == 0)
@@ -156,25 +153,29 @@ class CurateStage:
                             "nothing to write, dataset/ left as it was")
         catalog = result.catalog.take(pa.array(kept))
         split_of = assign_splits(catalog.column("task_id"), self.section["validation_fraction"], seed)
-        tmp = out_dir.with_name(f".{out_dir.name}.tmp.{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        rows_per_shard, group_rows = self.shard_sizes(result)
-        files = write_splits(paths, catalog.column("shard").to_numpy(), catalog.column("row").to_numpy(), split_of,
-                             tmp / "data", rows_per_shard, group_rows, self.stage_hash, progress)
-        counts = {split: int((split_of == split).sum()) for split in files}
-        view_counts = {name: views.write_view(name, tmp, tmp / name, paths, self.section["view_reasoning"]) for name in self.section["views"]}
-        if self.section["recordings"]:  # the curated rows' tool I/O travels with the dataset (docs/environments.md)
-            recordings.export_for_dataset(in_dir.parent, sorted((tmp / "data").glob("*.parquet")), tmp / "recordings")
-        steps, removed = funnel(reason)
-        report = {"funnel": steps, "removed": removed, "contaminated": result.contaminated, "mix": mix_table,
-                  "near_dedup": lsh, "rows_per_shard": rows_per_shard, "row_group_rows": group_rows}
-        card.write(tmp, card.CardInputs(self.config, catalog.append_column("split", pa.array(split_of)), result.stats,
-                                        counts, view_counts, report, self.stage_hash))
-        (tmp / REPORT).write_text(json.dumps(report, indent=2))
-        manifest = {"stage": "curate", "stage_hash": self.stage_hash, "splits": counts, "files": files,
-                    "views": view_counts, "removed": removed,
-                    "references": self.references_fingerprint, "inputs": self.inputs(in_dir)}
-        (tmp / shards.MANIFEST).write_text(json.dumps(manifest, indent=2))
-        replace_dir(tmp, out_dir)
+        tmp = atomic.temp_path(out_dir)
+        try:
+            rows_per_shard, group_rows = self.shard_sizes(result)
+            with progress("curate: write", len(kept)) as bar:
+                files = write_splits(paths, catalog.column("shard").to_numpy(), catalog.column("row").to_numpy(), split_of,
+                                     tmp / "data", rows_per_shard, group_rows, self.stage_hash, bar.update)
+            counts = {split: int((split_of == split).sum()) for split in files}
+            view_counts = {name: views.write_view(name, tmp, tmp / name, paths, self.section["view_reasoning"]) for name in self.section["views"]}
+            if self.section["recordings"]:  # the curated rows' tool I/O travels with the dataset (docs/environments.md)
+                recordings.export_for_dataset(in_dir.parent, sorted((tmp / "data").glob("*.parquet")), tmp / "recordings")
+            steps, removed = funnel(reason)
+            report = {"funnel": steps, "removed": removed, "contaminated": result.contaminated, "mix": mix_table,
+                      "near_dedup": lsh, "rows_per_shard": rows_per_shard, "row_group_rows": group_rows}
+            card.write(tmp, card.CardInputs(self.config, catalog.append_column("split", pa.array(split_of)), result.stats,
+                                            counts, view_counts, report, self.stage_hash))
+            (tmp / REPORT).write_text(json.dumps(report, indent=2))
+            manifest.write(tmp, {"stage": "curate", "stage_hash": self.stage_hash, "splits": counts, "files": files,
+                                 "views": view_counts, "removed": removed,
+                                 "references": self.references_fingerprint, "inputs": self.inputs(in_dir)})
+            atomic.replace_dir(tmp, out_dir)
+        except OSError as exc:  # a full disk: the dataset that was there stays
+            raise storage_error(out_dir, exc.strerror or str(exc), f"{out_dir.name}/ is left as it was") from None
+        finally:  # an error or Ctrl-C: the temporary folder goes at once (after a kill, the next run removes it)
+            shutil.rmtree(tmp, ignore_errors=True)
         return {"rows_in": len(reason), "rows_out": len(kept), "removed": removed,
                 **{f"{s}_rows": n for s, n in counts.items()}}

@@ -85,7 +85,7 @@ def write_splits(paths: list[Path], shard_of: np.ndarray, row_of: np.ndarray, sp
         mine = shard_of == k
         if not mine.any():
             continue
-        table = rowlib.conform(pq.read_table(path), "trajectory")
+        table = rowlib.conform(shards.read_parquet(path), "trajectory")
         check_schema(path, table)
         for split, writer in writers.items():
             rows = row_of[mine & (split_of == split)]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pipeline import atomic
 from pipeline import config as configlib
 from pipeline.curate.stage import CurateStage
 from pipeline.llm.workers import choose_workers
@@ -81,11 +82,12 @@ def _run_row_stage(name: str, config: configlib.Config, run_dir: Path, spec: Sha
 def _run_curate(config: configlib.Config, run_dir: Path, options: dict) -> dict:
     stage = CurateStage(config, config.stage_hash("curate"), config.stage_hash("verify"), num_shards(config))
     in_dir, out_dir = run_dir / configlib.STAGE_DIRS["verify"], run_dir / configlib.STAGE_DIRS["curate"]
+    atomic.clean(run_dir, out_dir.name)  # what a killed curate left
     if stage.is_done(out_dir, in_dir):
         return stage.reused_summary(out_dir)
     stage.prepare(in_dir)
-    with tqdm(desc="curate", unit="row", dynamic_ncols=True) as bar:
-        return {"stage": "curate", "reused": 0, "written": 1, **stage.run(in_dir, out_dir, bar.update)}
+    bar = lambda desc, total: tqdm(desc=desc, total=total, unit="row", dynamic_ncols=True)  # noqa: E731
+    return {"stage": "curate", "reused": 0, "written": 1, **stage.run(in_dir, out_dir, bar)}
 
 
 def _run_publish(config: configlib.Config, run_dir: Path, options: dict) -> dict:

@@ -1,6 +1,11 @@
-"""The dataset card: README.md with Hub YAML front matter (license, tags, size, a config per view with its
-data files per split), stats tables, provenance and PNG plots of the distributions."""
+"""The dataset card: README.md with Hub YAML front matter (license, language, tags, size, a config per view with
+its data files per split), stats tables, the licence and the terms of the models whose text the rows hold,
+provenance and PNG plots of the distributions.
 
+The licence is the user's choice (`curate.card.license`): without one the card names none and publishing is
+refused; `other` is allowed, with a warning (the Hub then shows no terms)."""
+
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +17,18 @@ from pipeline import __version__
 from pipeline import config as configlib
 from pipeline.curate.scan import RATE_BINS
 from pipeline.publish import plots
+from pipeline.stages import ROW_STAGES
 
+log = logging.getLogger("trajforge")
+
+LICENSE_HELP = ("set curate.card.license to the licence you choose for this data (a Hub licence id such as "
+                "cc-by-4.0, apache-2.0 or mit; `other` for terms the Hub does not list)")
+# Terms of use of model families, by a word of the served model's name: they bind the text those models wrote.
+MODEL_TERMS = {
+    "gemma": ("the Gemma Terms of Use (https://ai.google.dev/gemma/terms) and the Gemma Prohibited Use Policy "
+              "(https://ai.google.dev/gemma/prohibited_use_policy); under them, a model trained on Gemma's outputs "
+              "to perform like Gemma is a Model Derivative"),
+}
 SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")]
 VIEW_NOTES = {
     "trl": "messages + tools + train_mask, ready for TRL's SFTTrainer and `apply_chat_template(messages, tools=...)`",
@@ -46,9 +62,11 @@ def front_matter(card_config: dict, splits: dict[str, int], views: dict[str, dic
     for view, counts in views.items():
         if sum(counts.values()):
             configs.append({"config_name": view, "data_files": [{"split": s, "path": f"{view}/{s}-*.parquet"} for s in counts]})
+    licence = {"license": card_config["license"]} if card_config["license"] else {}
     return {
         "pretty_name": card_config["pretty_name"],
-        "license": card_config["license"],
+        **licence,
+        "language": card_config["language"],
         "task_categories": ["text-generation"],
         "tags": ["agent", "tool-use", "function-calling", "trajectories", "synthetic", "trajforge"],
         "size_categories": [size_category(sum(splits.values()))],
@@ -76,8 +94,11 @@ def public_config(config) -> dict:
 
 
 def verification(stats) -> str:
+    sources = table(["source", "verified", "passed", "pass rate"],
+                    [[n, stats.sources[n], stats.sources_passed[n], f"{stats.sources_passed[n] / stats.sources[n]:.1%}"] for n in sorted(stats.sources)])
     checks = table(["check", "rows", "pass rate"], [[n, stats.checks[n], f"{stats.checks_passed[n] / stats.checks[n]:.1%}"] for n in sorted(stats.checks)])
-    text = f"{stats.verified} trajectories verified, {stats.passed} passed ({stats.passed / max(stats.verified, 1):.1%}).\n\n{checks}"
+    text = (f"{stats.verified} trajectories verified, {stats.passed} passed ({stats.passed / max(stats.verified, 1):.1%}).\n\n"
+            f"By source (the program teacher, each LLM teacher):\n\n{sources}\n\nBy check:\n\n{checks}")
     if stats.judges:
         judges = table(["judge", "verdicts", "pass rate"], [[n, stats.judges[n], f"{stats.judges_passed[n] / stats.judges[n]:.1%}"] for n in sorted(stats.judges)])
         agreement = (f"{stats.agreeing_rows / stats.judged_rows:.1%} of the {stats.judged_rows} rows with two or more verdicts"
@@ -114,6 +135,29 @@ def curation(report: dict) -> str:
         parts.append("Mix:\n\n" + table(["bucket", "ratio", "available", "selected", "achieved share"],
                                         [[m["bucket"], m["ratio"], m["available"], m["selected"], f"{m['share']:.1%}"] for m in report["mix"]]))
     return "\n\n".join(parts)
+
+
+def model_terms(config) -> list[str]:
+    """One line per LLM endpoint the run's stages used: its model and the terms known to bind its outputs."""
+    lines = []
+    for name in sorted(set().union(*(configlib.stage_endpoints(config.data, s) for s in ROW_STAGES))):
+        model = config.data["endpoints"][name]["model"]
+        terms = next((t for word, t in MODEL_TERMS.items() if word in model.lower()), None)
+        lines.append(f"- `{model}` (endpoint `{name}`): " + (terms or "not known to trajforge: see the terms of its provider"))
+    return lines
+
+
+def licence(config) -> str:
+    chosen = config["curate"]["card"]["license"]
+    text = (f"License: `{chosen}`, chosen by the dataset's maker (`curate.card.license`)." if chosen else
+            "No licence was chosen for this dataset (`curate.card.license` is not set).")
+    terms = model_terms(config)
+    if terms:
+        text += ("\n\nRows hold text written by these models (tasks, trajectories, judgments), and their terms apply "
+                 "to it as well:\n\n" + "\n".join(terms))
+    else:
+        text += "\n\nNo LLM wrote any of it: every task and trajectory was generated by trajforge's programs."
+    return text
 
 
 def provenance(inputs: CardInputs) -> str:
@@ -158,6 +202,7 @@ def render(inputs: CardInputs, plot_files: list[str]) -> str:
         "## Verification (every sampled trajectory)\n" + verification(inputs.stats),
         *(["## Task pass rates\n" + pass_rates(inputs)] if inputs.stats.task_rate_bins else []),
         "## Curation\n" + curation(inputs.report),
+        "## License\n" + licence(inputs.config),
         "## Provenance\n" + provenance(inputs),
     ]
     if plot_files:
@@ -174,7 +219,23 @@ def render(inputs: CardInputs, plot_files: list[str]) -> str:
     return f"---\n{header}---\n\n" + "\n\n".join(sections) + "\n"
 
 
+def chosen_license(card_path: Path) -> str | None:
+    """The licence in a written card's front matter (None when it names none, or the card is unreadable)."""
+    try:
+        text = card_path.read_text()
+        meta = yaml.safe_load(text[4:text.index("\n---\n", 4)]) if text.startswith("---\n") else None
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return meta.get("license") if isinstance(meta, dict) else None
+
+
 def write(folder: Path, inputs: CardInputs) -> None:
     """README.md (and plots/*.png when curate.card.plots) into the dataset folder."""
+    chosen = inputs.config["curate"]["card"]["license"]
+    if chosen is None:
+        log.warning(f"curate: the card names no licence, and publishing it will be refused: {LICENSE_HELP}")
+    elif chosen == "other":
+        log.warning("curate: curate.card.license is `other`: the Hub shows no terms for it; "
+                    "prefer a licence id the Hub lists (https://huggingface.co/docs/hub/repositories-licenses)")
     plot_files = plots.draw(inputs.kept, folder / "plots") if inputs.config["curate"]["card"]["plots"] and inputs.kept.num_rows else []
     (folder / "README.md").write_text(render(inputs, plot_files))

@@ -23,7 +23,8 @@ def _bar(ax, counts: Counter, title: str) -> None:
 
 
 def draw(catalog: pa.Table, folder: Path) -> list[str]:
-    """Write the plots into folder; returns their file names."""
+    """Write the plots into folder; returns their file names. A distribution with nothing in it (no completion
+    tokens counted: only the program teacher's rows) gets no plot rather than one bar at 0."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,6 +33,8 @@ def draw(catalog: pa.Table, folder: Path) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, (title, column, xlabel) in PLOTS.items():
+        if column == "completion_tokens" and not catalog.column(column).to_numpy().any():
+            continue
         fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
         if column is None:
             pairs = zip(catalog.column("domain").to_pylist(), catalog.column("format").to_pylist())

@@ -6,12 +6,18 @@ deleted (`.gitattributes` stays), unchanged files are skipped, so publishing the
 The token comes from HF_TOKEN; the endpoint from HF_ENDPOINT (huggingface_hub's own setting).
 """
 
+import logging
 import os
 import re
 import shutil
 from pathlib import Path
 
-from pipeline.errors import UserError
+from pipeline import atomic
+from pipeline.curate import manifest
+from pipeline.publish import card
+from pipeline.errors import UserError, storage_error
+
+log = logging.getLogger("trajforge")
 
 REPO_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
 
@@ -26,9 +32,13 @@ def check_repo_id(repo_id: str | None) -> str:
 
 
 def upload_files(dataset_dir: Path) -> list[Path]:
-    """What goes to the Hub: the card, data, views and plots; bookkeeping (manifests, hidden files) stays local."""
+    """What goes to the Hub: the card, data, views and plots; bookkeeping (manifests, hidden files) stays local.
+    A dataset that is not what curate wrote (a file damaged, edited or added) is refused."""
     if not (dataset_dir / "README.md").exists():
         raise UserError(f"{dataset_dir}: no curated dataset here (run `trajforge curate` first)")
+    damaged = manifest.read(dataset_dir)[1]
+    if damaged:
+        raise UserError(f"{damaged}: run `trajforge curate` to rebuild the dataset before publishing it")
     files = []
     for path in sorted(dataset_dir.rglob("*")):
         rel = path.relative_to(dataset_dir)
@@ -37,15 +47,34 @@ def upload_files(dataset_dir: Path) -> list[Path]:
     return files
 
 
+def check_license(dataset_dir: Path, upload: bool) -> None:
+    """An upload needs the licence the user chose in the card; a dry run only warns. `other` warns."""
+    chosen = card.chosen_license(dataset_dir / "README.md")
+    if chosen is None and upload:
+        raise UserError(f"{dataset_dir / 'README.md'}: the card names no licence: {card.LICENSE_HELP}, then re-run `trajforge curate`")
+    if chosen is None:
+        log.warning(f"publish: the card names no licence, so publishing it would be refused: {card.LICENSE_HELP}, then re-run `trajforge curate`")
+    elif chosen == "other":
+        log.warning("publish: the card's licence is `other`: readers on the Hub see no terms for it")
+
+
 def dry_run(dataset_dir: Path, out: Path) -> list[Path]:
     """Write exactly the files an upload would send into `out` (replacing an earlier dry run there)."""
     files = upload_files(dataset_dir)
-    if out.exists() and any(out.iterdir()) and not (out / "README.md").exists():
-        raise UserError(f"--out {out}: folder exists and is not an earlier dry run (no README.md); choose an empty or new folder")
-    shutil.rmtree(out, ignore_errors=True)
-    for rel in files:
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(dataset_dir / rel, out / rel)
+    check_license(dataset_dir, upload=False)
+    if out.exists() and (not out.is_dir() or any(out.iterdir()) and not (out / "README.md").exists()):
+        raise UserError(f"--out {out}: exists and is not an earlier dry run (no README.md); choose an empty or new folder")
+    atomic.clean(out.parent, out.name)
+    tmp = atomic.temp_path(out)
+    try:
+        for rel in files:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(dataset_dir / rel, tmp / rel)
+        atomic.replace_dir(tmp, out)
+    except OSError as exc:
+        raise storage_error(out, exc.strerror or str(exc), f"{out} is left as it was") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return files
 
 
@@ -66,6 +95,7 @@ def publish(dataset_dir: Path, repo_id: str, private: bool, commit_message: str,
     if not token:
         raise UserError("HF_TOKEN is not set: create a write token at https://huggingface.co/settings/tokens and export it")
     files = upload_files(dataset_dir)
+    check_license(dataset_dir, upload=True)
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
@@ -90,6 +120,8 @@ def check_target(config, out: Path | None) -> None:
         raise UserError("publish is among the stages but the config has no publish.repo_id: set it (and HF_TOKEN), "
                         "or pass --dry-run --out DIR to write the folder that would be uploaded")
     check_repo_id(config["publish"]["repo_id"])
+    if not config["curate"]["card"]["license"]:
+        raise UserError(f"publish is among the stages but the config chooses no licence: {card.LICENSE_HELP}")
     if not os.environ.get("HF_TOKEN"):
         raise UserError("publish is among the stages but HF_TOKEN is not set: export a write token, or pass --dry-run --out DIR")
 

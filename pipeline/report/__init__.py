@@ -6,10 +6,10 @@ shard's work whichever command did it; figures only a command knows come from th
 """
 
 import json
-import os
 from pathlib import Path
 
-from pipeline import rundir
+from pipeline import atomic, rundir
+from pipeline.errors import storage_error
 from pipeline.report import figures, page, plots
 from pipeline.report.history import editing, record_summary
 
@@ -21,13 +21,14 @@ def write(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     with editing(run_dir) as report:
         stats = figures.collect(run_dir, report)
-        stats["plots"] = plots.draw(stats, figures.latencies(run_dir), run_dir / page.PLOTS)
+        try:
+            stats["plots"] = plots.draw(stats, figures.latencies(run_dir), run_dir / page.PLOTS)
+        except OSError as exc:
+            raise storage_error(run_dir / page.PLOTS, exc.strerror or str(exc)) from None
         report["stats"] = stats
         html = page.render(run_dir, report, link_base=rundir.viewer_url(run_dir))
         target = run_dir / "report.html"
-        tmp = target.with_name(f".report.html.{os.getpid()}.tmp")
-        tmp.write_text(html)
-        os.replace(tmp, target)
+        atomic.write_text(target, html)
     return target
 
 

@@ -8,11 +8,11 @@ invocations of the current stage hash (a `--reconfigure` that redoes a stage sta
 
 import fcntl
 import json
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline import atomic
 from pipeline.stages import STAGE_DIRS
 
 # what a summary says about the shards (read again from the shards themselves), not about the command
@@ -27,13 +27,16 @@ def editing(run_dir: Path):
     path = Path(run_dir) / "report.json"
     with open(Path(run_dir) / ".report.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        report = json.loads(path.read_text()) if path.exists() else {}
+        try:
+            report = json.loads(path.read_text()) if path.exists() else {}
+        except ValueError:  # damaged: the summaries of the stages that run next fill it again
+            report = {}
+        if not isinstance(report, dict) or not isinstance(report.get("stages", {}), dict) or not isinstance(report.get("invocations", []), list):
+            report = {}
         report.setdefault("stages", {})
         report.setdefault("invocations", [])
         yield report
-        tmp = path.with_name(f".report.json.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(report, indent=2, sort_keys=True))
-        os.replace(tmp, path)
+        atomic.write_text(path, json.dumps(report, indent=2, sort_keys=True))
 
 
 def stage_hash(run_dir: Path, stage: str) -> str | None:

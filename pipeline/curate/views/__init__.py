@@ -6,17 +6,19 @@ Each view is written beside data/ as its own folder with the same split files, `
 which the card lists as its own config; `trajforge export` writes one anywhere.
 """
 
+import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from pipeline import plugins
+from pipeline import atomic, plugins, shards
 from pipeline import rows as rowlib
-from pipeline import shards
+from pipeline.curate import manifest
 from pipeline.curate.views import dpo, prm, react, rl, sharegpt, step_pairs, trl
 from pipeline.curate.write import shard_file
+from pipeline.errors import UserError, storage_error
 
 VIEWS = {
     "trl": (trl.SCHEMA, trl.build),
@@ -43,7 +45,7 @@ def failed_rows(verified: list[Path]) -> dict[str, list[dict]]:
     verified/ (curate's data holds passed rows only)."""
     out: dict[str, list[dict]] = {}
     for path in verified:
-        table = pq.read_table(path, filters=pc.field("passed") == False)  # noqa: E712
+        table = shards.read_parquet(path, filters=pc.field("passed") == False)  # noqa: E712
         for row in rowlib.from_table(table, "trajectory"):
             if dpo.real_attempt(row):
                 out.setdefault(row["task_id"], []).append(row)
@@ -69,4 +71,37 @@ def write_view(name: str, dataset_dir: Path, out_dir: Path, verified: list[Path]
     for split, files in parts.items():
         for k, part in enumerate(files):
             part.rename(out_dir / shard_file(split, k, len(files)))
+    return counts
+
+
+EMPTY = {  # why a view can have no rows on a sound run
+    "dpo": "no curated task has a failed model attempt in verified/ to pair with",
+    "dpo_step": "no failed trajectory of a curated task has a step judged bad (verify.step_judge)",
+}
+_EXPORTED = re.compile(r"^[A-Za-z0-9_]+-\d{5}-of-\d{5}\.parquet$")
+
+
+def export(name: str, dataset_dir: Path, out: Path, verified: list[Path], reasoning: str) -> dict[str, int]:
+    """`trajforge export`: the view `name` of the curated dataset in place of the folder `out` (an earlier export
+    is replaced whole, so no file of it stays; a folder holding anything else is refused). A view with no rows
+    writes nothing and says why."""
+    damaged = manifest.read(dataset_dir)[1]
+    if damaged:
+        raise UserError(f"{damaged}: run `trajforge curate` to rebuild the dataset before exporting it")
+    if out.exists():
+        foreign = [p.name for p in out.iterdir() if not _EXPORTED.match(p.name)] if out.is_dir() else [out.name]
+        if foreign:
+            raise UserError(f"--out {out}: exists and holds {foreign[0]}, which is not an earlier export; choose an empty or new folder")
+    atomic.clean(out.parent, out.name)
+    tmp = atomic.temp_path(out)
+    try:
+        counts = write_view(name, dataset_dir, tmp, verified, reasoning)
+        if not sum(counts.values()):
+            raise UserError(f"export {name}: the view has no rows in this run ({EMPTY.get(name, 'the curated rows give none')}); "
+                            f"nothing written{f', {out} left as it was' if out.exists() else ''}")
+        atomic.replace_dir(tmp, out)
+    except OSError as exc:
+        raise storage_error(out, exc.strerror or str(exc), f"{out} is left as it was") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return counts
