@@ -207,7 +207,7 @@ def cmd_export(args) -> int:
     verified = sorted((run_dir / STAGE_DIRS["verify"]).glob("part-*.parquet"))
     if args.view in views.NEEDS_FAILED and not verified:
         raise UserError(f"{run_dir}: --view {args.view} pairs passed with failed trajectories and reads them from verified/, which is empty")
-    counts = views.write_view(args.view, dataset_dir, Path(args.out), verified, args.reasoning)
+    counts = views.export(args.view, dataset_dir, Path(args.out), verified, args.reasoning)
     print(f"export {args.view}: " + ", ".join(f"{split} {n}" for split, n in counts.items()) + f" row(s) in {args.out}")
     return 0
 
@@ -247,30 +247,44 @@ def _has_column(path: Path, name: str) -> bool:
 
 
 def cmd_validate(args) -> int:
+    """Each file on its own: its rows checked, or one line saying why it cannot be read; exit 2 when a file
+    could not be read, else 1 when a row is invalid."""
     from pipeline import schema
 
-    bad = 0
+    unreadable = invalid = 0
     for target in args.paths:
         path = Path(target)
-        rows, kind = read_rows(path)
+        try:
+            rows, kind = read_rows(path)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            unreadable += 1
+            continue
+        bad = 0
         for i, row in enumerate(rows):
             row_kind = args.kind or kind or (schema.detect_kind(row) if isinstance(row, dict) else "task")
             problems = schema.errors(row_kind, row) if isinstance(row, dict) else ["(top level): a row must be a JSON object"]
             for problem in problems:
                 print(f"{path}: row {i} (id={row.get('id') if isinstance(row, dict) else None}): {problem}")
             bad += bool(problems)
+        invalid += bad
         print(f"{path}: {len(rows)} row(s), {bad} invalid" if bad else f"{path}: {len(rows)} row(s), all valid against the {kind or 'detected'} schema")
-    return 1 if bad else 0
+    return 2 if unreadable else 1 if invalid else 0
+
+
+SHOW_STAGES = ("sample", "verify", "curate")
 
 
 def cmd_show(args) -> int:
     from pipeline import shards, show
 
     run_dir = Path(args.run_dir)
-    folder = run_dir / STAGE_DIRS.get(args.stage, args.stage)
+    if not (run_dir / "config.yaml").exists():
+        raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
+    folder = run_dir / STAGE_DIRS[args.stage]
     files = sorted(folder.glob("part-*.parquet")) or sorted(folder.glob("data/*.parquet"))
     if not files:
-        raise UserError(f"{folder}: no shards to show (stages: {', '.join(STAGE_DIRS)})")
+        raise UserError(f"{folder}: no trajectories yet (run `trajforge {args.stage}`; --stage is one of {', '.join(SHOW_STAGES)})")
     shown = 0
     color = sys.stdout.isatty()
     for path in files:
@@ -283,8 +297,10 @@ def cmd_show(args) -> int:
             shown += 1
             if shown >= args.limit:
                 return 0
-    if shown == 0:
-        raise UserError(f"{folder}: no trajectory matched" + (f" id {args.id}" if args.id else ""))
+    if shown == 0 and args.id:
+        raise UserError(f"{folder}: no trajectory has id {args.id}" + (" and failed verification" if args.failed else ""))
+    if shown == 0:  # an answer, not an error: e.g. --failed on a run where every row passed
+        print(f"{folder}: no trajectory " + ("failed verification" if args.failed else "in its shards"))
     return 0
 
 
@@ -468,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("show", help="render trajectories of a run readably")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--stage", default="verify", choices=["sample", "verify", "curate"])
+    p.add_argument("--stage", default="verify", choices=SHOW_STAGES)
     p.add_argument("--id", help="only this trajectory id")
     p.add_argument("--failed", action="store_true", help="only trajectories that failed verification")
     p.add_argument("--limit", type=int, default=5)

@@ -261,6 +261,17 @@ def flatten(obj, prefix: str = "") -> dict[str, object]:
 
 
 def differences(old: dict, new: dict) -> list[str]:
-    """Semantic keys whose values differ, as 'key: old -> new'."""
+    """Semantic keys whose values differ, as 'key: old -> new'. An empty section on one side whose keys the
+    other side sets is said by those keys alone (`endpoints.local.model: (unset) -> 'm'`, not `endpoints: {}`)."""
     a, b = flatten(semantic(old)), flatten(semantic(new))
-    return [f"{key}: {a.get(key, '(unset)')!r} -> {b.get(key, '(unset)')!r}" for key in sorted(set(a) | set(b)) if a.get(key, "(unset)") != b.get(key, "(unset)")]
+
+    def under(side: dict, key: str) -> bool:
+        return any(other.startswith((key + ".", key + "[")) for other in side)
+
+    def shown(side: dict, key: str) -> str:
+        text = repr(side[key]) if key in side else "(unset)"
+        return text if len(text) <= 60 else text[:59] + "…"
+
+    keys = [key for key in sorted(set(a) | set(b)) if (key in a, a.get(key)) != (key in b, b.get(key))
+            and not (key not in a and under(a, key)) and not (key not in b and under(b, key))]
+    return [f"{key}: {shown(a, key)} -> {shown(b, key)}" for key in keys]

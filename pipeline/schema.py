@@ -62,7 +62,15 @@ def field_path(parts) -> str:
 def _describe(error) -> str:
     """One readable line for a jsonschema error: '<field path>: <what is wrong>'."""
     if error.validator in ("oneOf", "anyOf") and error.context:
-        error = best_match(error.context)
+        is_type = lambda t: Draft202012Validator.TYPE_CHECKER.is_type(error.instance, t)  # noqa: E731
+        wanted = [t for branch in error.validator_value for t in _types(branch)]
+        if wanted and not any(map(is_type, wanted)):
+            # the value has none of the branches' types: say which types would do, not one branch's complaint
+            words = " or ".join(_TYPE_WORDS.get(t, t) for t in dict.fromkeys(wanted))
+            return f"{field_path(list(error.absolute_path))}: must be {words}, got {json.dumps(error.instance)[:60]}"
+        fitting = {i for i, branch in enumerate(error.validator_value) if any(map(is_type, _types(branch)))}
+        # the complaint of the branch of the value's type (a list with a bad item: that item, not "must be null")
+        error = best_match([e for e in error.context if e.relative_schema_path[0] in fitting] or error.context)
     path = list(error.absolute_path)
     if error.validator == "required":
         missing = [name for name in error.validator_value if name not in error.instance]
@@ -82,6 +90,12 @@ def _describe(error) -> str:
         choices = ", ".join(json.dumps(c) for c in error.validator_value)
         return f"{field_path(path)}: must be one of {choices}, got {json.dumps(error.instance)[:60]}"
     return f"{field_path(path)}: {error.message}"
+
+
+def _types(branch: dict) -> list[str]:
+    """The JSON types a schema branch accepts ([] when it does not say)."""
+    wanted = branch.get("type", [])
+    return wanted if isinstance(wanted, list) else [wanted]
 
 
 def errors(kind: str, instance) -> list[str]:
