@@ -5,6 +5,7 @@ Only one verified shard is in memory at a time. Rows keep their verified order; 
 """
 
 import math
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,14 @@ class SplitWriter:
         self.close_file()
         return self.names
 
+    def abort(self) -> None:
+        """After a failed write (a full disk): let the open file go without raising again (its folder is removed)."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            with suppress(OSError):
+                writer.close()
+            writer.is_open = False  # else pyarrow's __del__ closes it again and prints the error with a traceback
+
 
 def check_schema(path: Path, table: pa.Table) -> None:
     """Verify validated every row; curate only checks that a shard still has the trajectory schema."""
@@ -81,16 +90,21 @@ def write_splits(paths: list[Path], shard_of: np.ndarray, row_of: np.ndarray, sp
     schema = rowlib.TRAJECTORY.with_metadata({shards.HASH_KEY: stage_hash})
     writers = {split: SplitWriter(folder, split, int((split_of == split).sum()), rows_per_shard, group_rows, schema)
                for split in sorted(set(split_of.tolist()))}
-    for k, path in enumerate(paths):
-        mine = shard_of == k
-        if not mine.any():
-            continue
-        table = rowlib.conform(shards.read_parquet(path), "trajectory")
-        check_schema(path, table)
-        for split, writer in writers.items():
-            rows = row_of[mine & (split_of == split)]
-            if len(rows):
-                part = table.take(pa.array(rows))
-                writer.write(part.set_column(part.schema.get_field_index("split"), "split", pa.repeat(pa.scalar(split), len(rows))))
-        progress(int(mine.sum()))
-    return {split: writer.close() for split, writer in writers.items()}
+    try:
+        for k, path in enumerate(paths):
+            mine = shard_of == k
+            if not mine.any():
+                continue
+            table = rowlib.conform(shards.read_parquet(path), "trajectory")
+            check_schema(path, table)
+            for split, writer in writers.items():
+                rows = row_of[mine & (split_of == split)]
+                if len(rows):
+                    part = table.take(pa.array(rows))
+                    writer.write(part.set_column(part.schema.get_field_index("split"), "split", pa.repeat(pa.scalar(split), len(rows))))
+            progress(int(mine.sum()))
+        return {split: writer.close() for split, writer in writers.items()}
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
