@@ -5,6 +5,9 @@ names the file."""
 
 import json
 import shutil
+import socket
+import subprocess
+import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -163,3 +166,19 @@ def test_a_damaged_report_json_is_rewritten(run):
     proc = run_cli("run", config, "--run-dir", run_dir)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr
     assert set(json.loads((run_dir / "report.json").read_text())["stages"]) >= {"synthesize", "sample", "verify", "curate"}
+
+
+def test_a_run_removes_what_killed_processes_of_every_stage_left(run):
+    config, run_dir = run
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    host = socket.gethostname()
+    left = [run_dir / f".config.yaml.{host}.{dead}-1.tmp", run_dir / f".report.json.{host}.{dead}-1.tmp",
+            run_dir / "verified" / f".part-00000.parquet.{host}.{dead}-7.tmp", run_dir / "tasks" / f"._manifest.json.{host}.{dead}-7.tmp"]
+    for path in left:
+        path.write_text("half")
+    for folder in (run_dir / f".dataset.{host}.{dead}-1.tmp", run_dir / f".dataset.{host}.{dead}-1.old"):
+        (folder / "data").mkdir(parents=True)
+        (folder / "data" / "train-00000-of-00001.parquet").write_bytes(b"half")
+    proc = run_cli("run", config, "--run-dir", run_dir, check=True)
+    assert "reused" in proc.stdout
+    assert not stray_temporaries(run_dir)

@@ -86,3 +86,28 @@ def test_two_shard_processes_of_one_stage_share_the_manifest(reference, tmp_path
         manifest = json.loads((run_dir / folder / "_manifest.json").read_text())
         assert manifest["complete"] is True and len(manifest["shards"]) == manifest["num_shards"], folder
         assert all_ids(run_dir, folder) == all_ids(clean, folder)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT])
+def test_a_kill_or_ctrl_c_during_curate_leaves_no_temporary_folder(reference, tmp_path, signum):
+    """The dataset is written into a temporary folder beside dataset/; a Ctrl-C removes it at once, a kill -9
+    leaves it for the next run (of curate, whatever its pid) to remove."""
+    config, clean = reference
+    run_dir = tmp_path / "run"
+    run_cli("run", config, "--run-dir", run_dir, "--stages", "synthesize,sample,verify", check=True)
+    proc = subprocess.Popen(TRAJFORGE + ["curate", str(config), "--run-dir", str(run_dir)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(run_dir.glob(".dataset*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)  # polling for curate to start writing: the kill must come while its folder is there
+    assert proc.poll() is None, "curate ended before the signal"
+    os.kill(proc.pid, signum)
+    stderr = proc.communicate(timeout=120)[1]
+    if signum == signal.SIGINT:
+        assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
+        assert not stray_temporaries(run_dir)
+    else:
+        assert stray_temporaries(run_dir)  # what the next run must clean
+    run_cli("curate", config, "--run-dir", run_dir, check=True)
+    assert not stray_temporaries(run_dir)
+    assert all_ids(run_dir, "dataset") == all_ids(clean, "dataset")

@@ -107,3 +107,30 @@ def test_killed_run_resumes_with_the_same_ids_and_no_half_shards(write_config, t
         assert not list((killed / stage).glob(".*.tmp")), stage
         assert len(ids(killed / stage)) == len(set(ids(killed / stage))) or stage == "tasks"
     assert "reused" in rerun.stdout
+
+
+def test_stale_temporary_folders_are_removed_and_live_ones_kept(tmp_path):
+    import socket
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    host = socket.gethostname()
+    stale = [tmp_path / f".dataset.{host}.{dead}-1.tmp", tmp_path / f".dataset.{host}.{dead}-1.old"]
+    live = tmp_path / f".dataset.{host}.{os.getpid()}-1.tmp"
+    for folder in stale + [live]:
+        (folder / "data").mkdir(parents=True)
+        (folder / "data" / "x.parquet").write_text("half")
+    assert atomic.clean(tmp_path, "other") == 0  # only the temporaries of the name asked for
+    assert atomic.clean(tmp_path, "dataset") == 2
+    assert not any(p.exists() for p in stale) and live.exists()
+
+
+def test_a_shard_is_finished_only_while_it_matches_its_marker(tmp_path):
+    path = tmp_path / shards.shard_name(0)
+    shards.write_shard(path, [make_task("arithmetic", i) for i in range(3)], "task", "h")
+    assert shards.examine(path)[0]["rows"] == 3 and shards.is_finished(path, "h")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 4] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert not shards.is_finished(path, "h") and not shards.is_done(path, "h") and shards.fingerprint(path) is None
+    assert "sha256 differs" in shards.damage(path) or "footer" in shards.damage(path)
+    assert shards.examine(tmp_path / "absent.parquet") == (None, None)
