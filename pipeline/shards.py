@@ -65,12 +65,13 @@ def stage_hash_of(path: Path) -> str | None:
 _verified: dict[tuple, dict] = {}  # (shard and marker as stat sees them) -> record: each file is read once a run
 
 
-def examine(path: Path) -> tuple[dict | None, str | None]:
+def examine(path: Path, checksum: bool = True) -> tuple[dict | None, str | None]:
     """What a shard file is: (record, None) for a finished shard that matches what its done-marker recorded when
     it was written (its size, then its footer's rows and stage hash, then its sha256); (None, why) for one that
     does not (truncated, bytes changed, a hand-edited or missing marker); (None, None) when there is no file.
     record: {rows, size, sha256, stage_hash, pending, input}. A check passed is remembered while neither file
-    changes, so the stages of one run hash each shard once."""
+    changes, so the stages of one run hash each shard once. Without `checksum` the bytes are not hashed (for the
+    manifest, which every shard process regenerates: the stage that reads or skips a shard checks it whole)."""
     marker = _marker(path)
     try:
         stats = path.stat()
@@ -99,9 +100,11 @@ def examine(path: Path) -> tuple[dict | None, str | None]:
         return None, f"its done-marker {marker.name} belongs to another version of the file"
     if meta.num_rows != info["rows"]:
         return None, f"its done-marker says {info['rows']} rows, the file holds {meta.num_rows}"
+    record = {"rows": meta.num_rows, "size": stats.st_size, "sha256": info["sha256"], **fields}
+    if not checksum:
+        return record, None
     if sha256_file(path) != info["sha256"]:
         return None, "its bytes changed since it was written (sha256 differs from its done-marker)"
-    record = {"rows": meta.num_rows, "size": stats.st_size, "sha256": info["sha256"], **fields}
     _verified[key] = record
     return record, None
 
@@ -246,7 +249,7 @@ def write_manifest(directory: Path, stage: str, stage_hash: str, num_shards: int
         shards = {}
         for k in range(num_shards):
             path = directory / shard_name(k)
-            record, _ = examine(path)
+            record, _ = examine(path, checksum=False)
             if record is not None:
                 shards[path.name] = {key: record[key] for key in ("rows", "size", "sha256", "stage_hash", "pending")}
         done = [name for name, info in shards.items() if info["stage_hash"] == stage_hash and not info["pending"]]
