@@ -21,9 +21,11 @@ import sqlite3
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.errors import storage_error
 from pipeline.jsonutil import canonical_json
 from pipeline.tools.base import Observation
 
@@ -70,9 +72,19 @@ class Recordings:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = _connect(self.path)
+        with self._storage():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = _connect(self.path)
         self._lock = threading.Lock()
+
+    @contextmanager
+    def _storage(self):
+        """A write that fails (a full disk) stops the stage with one line naming the file, as the response
+        cache does, rather than becoming part of a row."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise storage_error(self.path, getattr(exc, "strerror", None) or str(exc)) from None
 
     @classmethod
     def open(cls, run_dir) -> "Recordings":
@@ -89,13 +101,13 @@ class Recordings:
 
     def write(self, attempt: str, seq: int, stage: str, episode: str, kind: str, tool: str, arguments, observation: Observation,
               seconds: float) -> None:
-        with self._lock:
+        with self._lock, self._storage():
             self.db.execute("INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (attempt, seq, stage, episode, kind, tool, canonical_json(arguments), observation.content,
                              int(observation.error), round(seconds, 6), time.time()))
 
     def save_listing(self, environment: str, source: str, tools: list[dict]) -> None:
-        with self._lock:
+        with self._lock, self._storage():
             self.db.execute("INSERT OR REPLACE INTO listings VALUES (?, ?, ?, ?)", (environment, source, canonical_json(tools), time.time()))
 
     def listing(self, environment: str) -> tuple[str, list[dict]] | None:
