@@ -8,7 +8,7 @@ section and the source's content. A record that cannot be mapped is counted and 
 import time
 from pathlib import Path
 
-from pipeline import shards
+from pipeline import atomic, shards
 from pipeline.errors import UserError
 from pipeline.ingest import CONVERSATIONS, build, source, trajforge
 from pipeline.jsonutil import dotted_get
@@ -68,7 +68,7 @@ def run_import(config, run_dir: Path, progress=lambda n: None) -> dict:
     shard_plan, found = plan(config), source.records(config["import"])
     out_dir = Path(run_dir) / OUT_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    shards.clean_stale_temps(out_dir)
+    atomic.clean(out_dir)
     summary = {"stage": "import", "rows_in": len(found), "rows_out": 0, "repaired": 0, "unmappable": [], "shards": len(shard_plan),
                "written": 0, "reused": 0}
     for k, items in enumerate(shard_plan):
