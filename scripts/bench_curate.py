@@ -89,7 +89,7 @@ def make_row(rng: random.Random, i: int) -> dict:
         "meta": {"tools": ["calculator"]}, "teacher": {"model": "program", "endpoint": "program", "mode": "program",
                                                        "temperature": None, "seed": None, "prompt_id": "bench"},
         "usage": {"prompt_tokens": 0, "completion_tokens": 140, "llm_calls": 0, "cost_usd": 0.0, "seconds": 0.01},
-        "error": None, "checks": CHECKS if passed else CHECKS[:3] + [{"name": "answer", "passed": False, "detail": "wrong"}],
+        "tokens": None, "error": None, "checks": CHECKS if passed else CHECKS[:3] + [{"name": "answer", "passed": False, "detail": "wrong"}],
         "judgments": None, "passed": passed, "score": score, "split": None, "config_hash": VERIFY_HASH, "pipeline_version": "bench",
     }
 
