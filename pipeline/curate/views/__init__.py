@@ -76,7 +76,8 @@ def write_view(name: str, dataset_dir: Path, out_dir: Path, verified: list[Path]
 
 EMPTY = {  # why a view can have no rows on a sound run
     "dpo": "no curated task has a failed model attempt in verified/ to pair with",
-    "dpo_step": "no failed trajectory of a curated task has a step judged bad (verify.step_judge)",
+    "dpo_step": ("no failed trajectory of a curated task has a step judged bad (verify.step_judge), and no rollout "
+                 "branch or step candidate gives a pair"),
 }
 _EXPORTED = re.compile(r"^[A-Za-z0-9_]+-\d{5}-of-\d{5}\.parquet$")
 
