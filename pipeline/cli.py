@@ -242,7 +242,7 @@ def _has_column(path: Path, name: str) -> bool:
 
     try:
         return name in pq.read_schema(path).names
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
 
 

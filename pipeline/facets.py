@@ -28,7 +28,7 @@ def read_columns(path, columns: list[str] = COLUMNS) -> pa.Table:
         parquet = pq.ParquetFile(path)
         present = set(parquet.schema_arrow.names)
         return parquet.read(columns=[c for c in columns if c.split(".")[0] in present])
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise UserError(f"{path}: not a readable Parquet file ({exc}); re-run its stage to redo it") from None
 
 

@@ -45,10 +45,9 @@ def _marker(path: Path) -> Path:
 def footer(path: Path) -> dict | None:
     """{stage_hash, pending, input} from a shard's footer, or None when the file is absent or unreadable."""
     try:
-        meta = pq.read_schema(path).metadata or {}
-    except (OSError, pa.ArrowInvalid):
+        return _footer_fields(pq.read_schema(path).metadata or {})
+    except (OSError, ValueError, pa.ArrowException):  # a damaged footer may not even decode as UTF-8
         return None
-    return _footer_fields(meta)
 
 
 def _footer_fields(meta: dict) -> dict:
@@ -93,9 +92,9 @@ def examine(path: Path, checksum: bool = True) -> tuple[dict | None, str | None]
         return None, f"{stats.st_size} bytes, {info['size']} when it was written (truncated or changed)"
     try:
         meta = pq.read_metadata(path)
-    except (OSError, pa.ArrowException):
+        fields = _footer_fields(meta.metadata or {})
+    except (OSError, ValueError, pa.ArrowException):  # a damaged footer may not even decode as UTF-8
         return None, "its Parquet footer is unreadable"
-    fields = _footer_fields(meta.metadata or {})
     if fields["stage_hash"] != info.get("stage_hash"):
         return None, f"its done-marker {marker.name} belongs to another version of the file"
     if meta.num_rows != info["rows"]:
@@ -204,7 +203,7 @@ def read_parquet(path: Path, **options) -> pa.Table:
         return pq.read_table(path, **options)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
 
 

@@ -134,3 +134,15 @@ def test_a_shard_is_finished_only_while_it_matches_its_marker(tmp_path):
     assert not shards.is_finished(path, "h") and not shards.is_done(path, "h") and shards.fingerprint(path) is None
     assert "sha256 differs" in shards.damage(path) or "footer" in shards.damage(path)
     assert shards.examine(tmp_path / "absent.parquet") == (None, None)
+
+
+def test_a_footer_damaged_past_decoding_is_a_damaged_shard(tmp_path):
+    path = tmp_path / shards.shard_name(0)
+    shards.write_shard(path, [make_task()], "task", "h")
+    data = bytearray(path.read_bytes())
+    footer_start = len(data) - 8 - int.from_bytes(data[-8:-4], "little")  # the footer ends with its length and PAR1
+    at = data.index(b"instruction", footer_start)  # its schema's column name: still parses, no longer decodes as UTF-8
+    data[at] = 0x96
+    path.write_bytes(bytes(data))
+    assert shards.examine(path) == (None, "its Parquet footer is unreadable")
+    assert shards.footer(path) is None

@@ -61,7 +61,7 @@ def texts_from_file(path: Path, fields: list[str] | None) -> list[str]:
     """Benchmark texts of one file: the strings under `fields` (or the first default field names present)."""
     try:
         rows = pq.read_table(path).to_pylist() if path.suffix == ".parquet" else _json_lines(path)
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise UserError(f"{path}: cannot read reference file ({exc})") from None
     present = {key for row in rows[:100] if isinstance(row, dict) for key in row}
     chosen = fields or [f for f in DEFAULT_FIELDS if f in present]

@@ -97,7 +97,7 @@ def read_columns(path: Path, names: list[str]) -> pa.Table:
         if missing:
             raise UserError(f"{path}: not a trajectory shard: no column {missing[0]}")
         return parquet.reader.read_all(column_indices=[paths.index(name) for name in names])
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
 
 

@@ -50,7 +50,7 @@ def _parquet(path: Path, label: str) -> list[Record]:
 
     try:
         rows = pq.read_table(path).to_pylist()
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
     return [Record(f"{label} row {i}", row) for i, row in enumerate(rows)]
 
