@@ -220,6 +220,8 @@ def read_rows(path: Path) -> tuple[list[dict], str | None]:
             lines = path.read_text().splitlines()
         except OSError as exc:
             raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         for number, line in enumerate(lines, 1):
             if line.strip():
                 try:

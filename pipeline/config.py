@@ -233,6 +233,8 @@ def load(path: str | Path, overrides: list[str] = ()) -> Config:
         text = path.read_text()
     except OSError as exc:
         raise UserError(f"{path}: cannot read config ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

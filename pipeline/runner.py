@@ -49,7 +49,7 @@ def _saved_config(saved: Path) -> dict:
     """The config a run directory was made with."""
     try:
         old = yaml.safe_load(saved.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8
         old = exc
     if not isinstance(old, dict):
         raise UserError(f"{saved}: not the config this run was made with ({' '.join(str(old).split())[:120]}); restore it, "

@@ -146,3 +146,9 @@ def test_a_different_config_is_named_key_by_key(passing_run, tmp_path):
 def test_differences_say_a_new_section_by_its_keys():
     old, new = {"endpoints": {}}, {"endpoints": {"local": {"model": "m", "mode": "chat"}}}
     assert configlib.differences(old, new) == ["endpoints.local.mode: (unset) -> 'chat'", "endpoints.local.model: (unset) -> 'm'"]
+
+
+def test_validate_names_a_file_that_is_not_text(tmp_path):
+    (tmp_path / "binary.jsonl").write_bytes(b'{"id": "\xff\xfe"}\n')
+    proc = run_cli("validate", tmp_path / "binary.jsonl")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "binary.jsonl: not UTF-8 text" in proc.stderr

@@ -182,3 +182,12 @@ def test_a_run_removes_what_killed_processes_of_every_stage_left(run):
     proc = run_cli("run", config, "--run-dir", run_dir, check=True)
     assert "reused" in proc.stdout
     assert not stray_temporaries(run_dir)
+
+
+def test_a_dataset_manifest_that_is_not_even_text_curates_again(run, clean):
+    config, run_dir = run
+    manifest = run_dir / "dataset" / "_manifest.json"
+    manifest.write_bytes(b"\xd4\xff" + manifest.read_bytes())
+    proc = run_cli("run", config, "--run-dir", run_dir)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr and "curating again" in proc.stderr
+    assert_same_dataset(run_dir, clean[1])

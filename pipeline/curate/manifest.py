@@ -31,14 +31,12 @@ def read(folder: Path) -> tuple[dict | None, str | None]:
     JSON, a file changed, missing or added to a count by hand); (None, None) when there is none."""
     path = folder / NAME
     try:
-        text = path.read_text()
+        manifest = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None, None
     except OSError as exc:
         return None, f"{path}: unreadable ({exc.strerror})"
-    try:
-        manifest = json.loads(text)
-    except ValueError as exc:
+    except ValueError as exc:  # not JSON, or not even UTF-8
         return None, f"{path}: not valid JSON ({exc})"
     try:
         problem = _damage(folder, manifest)
