@@ -98,6 +98,18 @@ def test_cache_answers_a_repeated_request_without_sending_it(server, tmp_path):
     assert len(server.completions) == 1
 
 
+def test_a_damaged_cache_entry_is_asked_for_again_and_replaced(server, tmp_path):
+    import sqlite3
+
+    ask(server, tmp_path, sample_keys=[["task", 0]])
+    with sqlite3.connect(tmp_path / "cache.sqlite") as db:
+        db.execute("UPDATE replies SET reply = '{\"text\": \"half'")
+    (reply,), stats = ask(server, tmp_path, sample_keys=[["task", 0]])
+    assert not reply.cached and stats["requests"] == 1 and reply.text.endswith("Final Answer: 42")
+    (reply,), stats = ask(server, tmp_path, sample_keys=[["task", 0]])
+    assert reply.cached and stats["requests"] == 0
+
+
 def test_sample_key_keeps_samples_of_one_task_apart(server, tmp_path):
     ask(server, tmp_path, sample_keys=[["task", 0], ["task", 1]])
     assert len(server.completions) == 2

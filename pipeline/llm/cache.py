@@ -82,7 +82,10 @@ class ResponseCache:
     def get(self, key: str) -> dict | None:
         with self._storage():
             row = self.db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        try:
+            return json.loads(row[0]) if row else None
+        except (TypeError, ValueError):  # a damaged entry: asked for again, and the answer replaces it
+            return None
 
     def put(self, key: str, endpoint: str, model: str, reply: dict, cost_usd: float) -> float:
         """Store a reply and add its cost to the endpoint's spend, in one transaction (one commit, and never a
