@@ -16,7 +16,7 @@ from pipeline import schema
 from pipeline.errors import UserError
 from pipeline.jsonutil import content_hash
 
-from pipeline.stages import PREVIOUS, STAGE_DIRS, STAGES  # noqa: F401  (re-exported: config.STAGES, ...)
+from pipeline.stages import STAGES
 
 DEFAULT_IMPORT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "import.yaml"
 

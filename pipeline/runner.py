@@ -18,6 +18,7 @@ from pipeline.errors import UserError
 from pipeline.llm import endpoints, local
 from pipeline.publish import stage as publish
 from pipeline.shardjob import ShardSpec, num_shards
+from pipeline.stages import STAGE_DIRS
 from pipeline.summary import format_summary
 
 
@@ -79,7 +80,7 @@ def run_stages(stages: list[str], config: configlib.Config, run_dir: Path, spec:
     ...} (default: local). `preflight` has checked them."""
     options = {"name": "local", "address": None, **(executor or {}), "workers": config["run"]["workers"]}
     summaries = []
-    for folder in [run_dir, *(run_dir / name for name in configlib.STAGE_DIRS.values())]:
+    for folder in [run_dir, *(run_dir / name for name in STAGE_DIRS.values())]:
         atomic.clean(folder)  # what killed processes of any stage left
     with local.Serving(run_dir) as serving:
         for name in [s for s in configlib.STAGES if s in stages]:

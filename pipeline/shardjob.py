@@ -18,6 +18,7 @@ from pipeline import config as configlib
 from pipeline.errors import UserError
 from pipeline.llm import transient
 from pipeline.sample.stage import SampleStage
+from pipeline.stages import PREVIOUS, STAGE_DIRS
 from pipeline.synthesize.stage import SynthesizeStage
 from pipeline.verify.stage import VerifyStage
 
@@ -67,10 +68,10 @@ class ShardJob:
     @classmethod
     def build(cls, name: str, config: configlib.Config, run_dir: Path) -> "ShardJob":
         plan = SynthesizeStage(config, config.stage_hash("synthesize")).plan()
-        previous = configlib.PREVIOUS.get(name)
-        in_dir = run_dir / configlib.STAGE_DIRS[previous] if previous else None
+        previous = PREVIOUS.get(name)
+        in_dir = run_dir / STAGE_DIRS[previous] if previous else None
         stage = ROW_STAGES[name](config, config.stage_hash(name))
-        return cls(name, config, stage, plan, in_dir, run_dir / configlib.STAGE_DIRS[name], run_dir)
+        return cls(name, config, stage, plan, in_dir, run_dir / STAGE_DIRS[name], run_dir)
 
     @property
     def num_shards(self) -> int:
@@ -99,7 +100,7 @@ class ShardJob:
         atomic.clean(self.out_dir)
         todo = [k for k in selected if not self.done(k)]
         if self.in_dir is not None:
-            previous = configlib.PREVIOUS[self.name]
+            previous = PREVIOUS[self.name]
             missing = [k for k in todo if not shards.is_finished(self.in_path(k), self.config.stage_hash(previous))]
             if missing:
                 named = [shards.shard_name(k) + (f" ({why})" if (why := shards.damage(self.in_path(k))) else "") for k in missing[:5]]

@@ -8,11 +8,9 @@ import json
 from pathlib import Path
 
 import datasets
-import jinja2
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from pipeline import cli, shards
 from pipeline import rows as rowlib
@@ -21,6 +19,7 @@ from pipeline.curate.views import trl
 from pipeline.formats import FORMATS
 from pipeline.verify.agreement import disagreement
 from tests.fake_openai import FakeOpenAI
+from tests.test_consumer import render
 
 MODULE = '''
 import threading
@@ -108,18 +107,6 @@ def test_the_checks_catch_a_parallel_turn_that_was_tampered_with(run_dir):
     assert disagreement(dropped) == "step 0: the message holds 2 tool call(s), 1 step(s) point at it"
 
 
-def render(template: str, messages: list[dict], tools: list[dict]) -> str:
-    """transformers' chat-template environment, as tests/test_consumer.py renders it."""
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
-    env.filters["tojson"] = lambda value, indent=None: json.dumps(value, ensure_ascii=False, indent=indent)
-
-    def raise_exception(message):
-        raise jinja2.TemplateError(message)
-
-    env.globals["raise_exception"] = raise_exception
-    return env.from_string(template).render(messages=messages, tools=tools, add_generation_prompt=False)
-
-
 def templates() -> dict[str, str]:
     found = {"qwen2_5": (Path(__file__).parent / "data" / "qwen2_5.jinja").read_text()}
     spec = importlib.util.find_spec("trl")
@@ -134,7 +121,7 @@ def test_parallel_calls_render_through_real_chat_templates(run_dir, tmp_path, na
     path = tmp_path / "train.parquet"
     pq.write_table(rowlib.to_table_with_schema(trl.build([verified(run_dir)], views.Context()), trl.SCHEMA), path)
     [row] = list(datasets.load_dataset("parquet", data_files=str(path), split="train"))
-    text = render(templates()[name], row["messages"], row["tools"])
+    text = render(row["messages"], row["tools"], templates()[name])
     first_turn = text.split("<|im_start|>assistant\n")[1].split("<|im_end|>")[0]
     assert first_turn.count("<tool_call>") == 2
     assert '{"name": "lab__probe", "arguments": {"name": "north"}}' in first_turn and '{"name": "lab__probe", "arguments": {"name": "south"}}' in first_turn

@@ -15,6 +15,7 @@ import pytest
 from pipeline.tools import isolation
 from pipeline.tools.limits import Limits
 from pipeline.tools.sandbox import Sandbox, detect
+from tests.helpers import host_processes_with as _host_processes_with
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMITS = Limits(timeout_seconds=5, cpu_seconds=3, memory_mb=256, file_size_mb=4, max_processes=16, workdir_mb=16)
@@ -170,17 +171,6 @@ def test_a_huge_file_write_is_capped(box):
             "            f.write(chunk)\nexcept OSError as exc:\n    print('stopped', type(exc).__name__)\n"
             "import os\nprint(os.path.getsize('big.bin') <= 4 << 20)")
     assert box.run(code).stdout == "stopped OSError\nTrue\n"
-
-
-def _host_processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                found.append(int(entry.name))
-        except OSError:
-            pass
-    return found
 
 
 def test_a_background_process_does_not_outlive_the_call(box):

@@ -11,7 +11,6 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -19,6 +18,7 @@ from pipeline.formats import FORMATS
 from pipeline.sample.agent import run_episode
 from pipeline.tools import Env, run_action, run_tool
 from pipeline.tools.base import Observation, Tool
+from tests.helpers import host_processes_with as _host_processes_with
 from pipeline.tools.python import run_code
 from tests.helpers import make_task
 from tests.test_codeact import ScriptedPolicy
@@ -177,17 +177,6 @@ def test_a_reply_written_by_a_process_the_code_forked_is_refused():
 
 
 # -- processes and threads the code leaves behind -------------------------------------------------------------
-
-def _host_processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                found.append(int(entry.name))
-        except OSError:
-            pass
-    return found
-
 
 def test_the_code_cannot_switch_off_the_reaping_of_its_processes():
     marker = f"{os.getpid()}.5321"

@@ -25,6 +25,7 @@ from pipeline.curate.stage import CurateStage
 from pipeline.llm.workers import choose_workers
 from pipeline.publish import stage as publish
 from pipeline.shardjob import ShardJob, ShardSpec, num_shards
+from pipeline.stages import STAGE_DIRS
 
 EXECUTORS = {
     "inprocess": "pipeline.executors.inprocess",  # one process, asyncio across shards
@@ -81,7 +82,7 @@ def _run_row_stage(name: str, config: configlib.Config, run_dir: Path, spec: Sha
 
 def _run_curate(config: configlib.Config, run_dir: Path, options: dict) -> dict:
     stage = CurateStage(config, config.stage_hash("curate"), config.stage_hash("verify"), num_shards(config))
-    in_dir, out_dir = run_dir / configlib.STAGE_DIRS["verify"], run_dir / configlib.STAGE_DIRS["curate"]
+    in_dir, out_dir = run_dir / STAGE_DIRS["verify"], run_dir / STAGE_DIRS["curate"]
     atomic.clean(run_dir, out_dir.name)  # what a killed curate left
     if stage.is_done(out_dir, in_dir):
         return stage.reused_summary(out_dir)
