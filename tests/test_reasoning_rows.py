@@ -16,7 +16,7 @@ import yaml
 
 from pipeline import cli, config as configlib, shards
 from tests.fake_openai import FakeOpenAI, calculator_solver
-from tests.helpers import make_trajectory
+from tests.helpers import make_trajectory, rewrite_shard
 from tests.solution_teacher import THOUGHT, SolutionTeacher
 from tests.test_consumer import render as render_with
 
@@ -205,7 +205,7 @@ def as_written_before_tokens(path: Path) -> None:
     old_usage = pa.struct([f for f in table.schema.field("usage").type if f.name not in ("cached_tokens", "reasoning_tokens")])
     table = table.drop_columns(["tokens"])
     table = table.set_column(table.schema.get_field_index("usage"), pa.field("usage", old_usage), table["usage"].cast(old_usage))
-    pq.write_table(table, path)
+    rewrite_shard(path, table)
 
 
 def test_shards_written_before_the_tokens_column_are_read_by_the_next_stages(tmp_path):

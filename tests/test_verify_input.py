@@ -8,7 +8,7 @@ from pipeline import rows as rowlib
 from pipeline import schema, shards
 from pipeline.schema_repair import repaired
 from tests.conftest import run_cli, small_config
-from tests.helpers import make_trajectory
+from tests.helpers import make_trajectory, rewrite_shard
 
 BREAKS = {
     "negative usage": lambda row: row["usage"].update(llm_calls=-1),
@@ -46,7 +46,7 @@ def test_verify_writes_a_shard_holding_a_broken_row(tmp_path, write_config):
     table = pq.read_table(path)
     rows = rowlib.from_table(table, "trajectory")
     rows[0]["usage"]["llm_calls"] = -1  # breaks the schema, still fits the Parquet types
-    pq.write_table(rowlib.to_table(rows, "trajectory", metadata={k.decode(): v.decode() for k, v in table.schema.metadata.items()}), path)
+    rewrite_shard(path, rowlib.to_table(rows, "trajectory"))
 
     verified = run_cli("verify", config, "--run-dir", run)
     assert verified.returncode == 0, verified.stderr
